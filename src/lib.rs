@@ -1,0 +1,24 @@
+//! payment-mcp: an MCP server that lets AI agents take payments through Chinese payment gateways.
+//!
+//! # Layout
+//!
+//! - [`config`]: environment variables → validated [`config::Config`]; secrets in redacting types.
+//! - [`money`]: exact amounts in fen, parsed from the literal text an agent sent.
+//! - [`sign`]: MD5 signing and verification for the LFWin and epay wire protocols (pure).
+//! - [`qr`]: QR content → small 1-bit PNG → base64 / data URL; terminal rendering for the demo.
+//! - [`provider`]: the [`provider::Gateway`] trait, domain types and one module per gateway.
+//! - [`payments`]: what the tools do, independent of MCP: validation results in, domain results out,
+//!   plus the memory of orders this server created.
+//! - [`tools`]: the rmcp tool router, argument parsing and result rendering (the MCP glue).
+//! - [`sandbox`]: the embedded LFWin-compatible gateway used with no credentials and by the tests.
+//! - [`cli`]: the `demo`, `sandbox` and `doctor` commands.
+
+pub mod cli;
+pub mod config;
+pub mod money;
+pub mod payments;
+pub mod provider;
+pub mod qr;
+pub mod sandbox;
+pub mod sign;
+pub mod tools;

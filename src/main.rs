@@ -1,0 +1,53 @@
+//! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use payment_mcp::config::Config;
+use payment_mcp::payments::Payments;
+use payment_mcp::tools::PaymentServer;
+use rmcp::ServiceExt;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve())
+}
+
+/// Logs go to stderr only: stdout carries JSON-RPC. The filter comes from `PAYMENT_LOG`.
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("PAYMENT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
+}
+
+async fn serve() -> ExitCode {
+    let config = Config::from_env();
+    for problem in &config.problems {
+        tracing::warn!(variable = problem.variable, "configuration problem: {}", problem.message);
+    }
+    let payments = Arc::new(Payments::new(config));
+    if payments.is_sandbox() {
+        tracing::warn!("SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)");
+    }
+    let server = PaymentServer::new(payments);
+    match server.serve(rmcp::transport::stdio()).await {
+        Ok(running) => match running.waiting().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("the MCP session ended with an error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            tracing::error!("the MCP session could not start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

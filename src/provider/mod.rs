@@ -1,0 +1,289 @@
+//! The gateway abstraction: domain types every provider speaks, and the [`Gateway`] trait.
+//!
+//! The tools never see a wire format. Each provider (one file each: `lfwin.rs`, …) turns these
+//! requests into its protocol and its replies back into these types, mapping every status code to a
+//! [`PaymentState`], [`RefundState`] or [`GatewayError`]. Adding a provider means implementing
+//! [`Gateway`]; the tools and the rendering stay as they are.
+
+pub mod lfwin;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::money::Fen;
+
+/// Which gateway family serves the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The LFWin cashier API.
+    Lfwin,
+    /// "易支付"-protocol aggregators.
+    Epay,
+    /// The embedded simulated gateway (LFWin wire protocol, no real money).
+    Sandbox,
+}
+
+impl ProviderKind {
+    /// The name used in `PAYMENT_PROVIDER` and in every result's `provider` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Lfwin => "lfwin",
+            ProviderKind::Epay => "epay",
+            ProviderKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The lifecycle of a payment, as an agent should branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentState {
+    /// Created, not (yet) paid.
+    Pending,
+    /// Paid: the money arrived.
+    Paid,
+    /// The payment failed.
+    Failed,
+    /// Closed or expired without payment.
+    Closed,
+    /// The gateway's answer did not say.
+    Unknown,
+}
+
+impl PaymentState {
+    /// Whether this state can still change.
+    pub fn is_final(self) -> bool {
+        matches!(self, PaymentState::Paid | PaymentState::Failed | PaymentState::Closed)
+    }
+
+    /// The LFWin-style uppercase status kept for compatibility with the older servers.
+    pub fn legacy_status(self) -> &'static str {
+        match self {
+            PaymentState::Paid => "SUCCESS",
+            PaymentState::Failed | PaymentState::Closed => "FAILED",
+            PaymentState::Pending | PaymentState::Unknown => "PENDING",
+        }
+    }
+}
+
+/// The lifecycle of a refund. Accepted is `Processing`, never `Refunded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RefundState {
+    /// Accepted by the gateway, not yet settled.
+    Processing,
+    /// The money went back to the payer.
+    Refunded,
+    /// The refund failed.
+    Failed,
+    /// The gateway's answer did not say.
+    Unknown,
+}
+
+impl RefundState {
+    /// Whether this state can still change.
+    pub fn is_final(self) -> bool {
+        matches!(self, RefundState::Refunded | RefundState::Failed)
+    }
+
+    /// The LFWin-style uppercase status kept for compatibility.
+    pub fn legacy_status(self) -> &'static str {
+        match self {
+            RefundState::Refunded => "REFUNDED",
+            RefundState::Failed => "FAILED",
+            RefundState::Processing | RefundState::Unknown => "REFUNDING",
+        }
+    }
+}
+
+/// A validated request to create an order.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub merchant_order_no: String,
+    pub amount: Fen,
+    pub notify_url: Option<String>,
+    pub return_url: Option<String>,
+    pub subject: Option<String>,
+    pub pay_type: Option<String>,
+    /// Unix seconds; remembered so the order can be queried by merchant number later.
+    pub order_time: i64,
+}
+
+/// What a gateway said about a new order.
+#[derive(Debug, Clone, Default)]
+pub struct CreatedOrder {
+    /// The platform order number, when the gateway gave one (never the pay URL).
+    pub platform_order_no: Option<String>,
+    /// Where the payer pays.
+    pub pay_url: Option<String>,
+    /// What the QR code should encode, when it differs from `pay_url` (epay's `qrcode`).
+    pub qr_content: Option<String>,
+    /// What the payer will actually be charged, when the gateway changed the amount.
+    pub charged_amount: Option<Fen>,
+    pub raw_status: String,
+    pub message: String,
+}
+
+/// How to find an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRef {
+    /// By the platform's order number.
+    Platform(String),
+    /// By the merchant's order number (LFWin also needs the creation time, Unix seconds).
+    Merchant { merchant_order_no: String, order_time: Option<i64> },
+}
+
+/// What a gateway said about an order.
+#[derive(Debug, Clone)]
+pub struct OrderStatus {
+    pub state: PaymentState,
+    pub platform_order_no: Option<String>,
+    pub merchant_order_no: Option<String>,
+    pub amount: Option<Fen>,
+    pub paid_amount: Option<Fen>,
+    /// Unix seconds.
+    pub paid_time: Option<i64>,
+    pub order_time: Option<i64>,
+    pub raw_status: String,
+    pub raw_paystatus: Option<String>,
+    pub message: String,
+    /// The platform order does not exist yet (LFWin creates it when the payer opens the cashier).
+    pub pending_reason: Option<String>,
+}
+
+/// A validated refund request.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub order_no: String,
+    pub amount: Fen,
+    pub reason: String,
+    pub mch_refund_no: String,
+}
+
+/// What a gateway said when asked to refund: at best, accepted.
+#[derive(Debug, Clone)]
+pub struct RefundAccepted {
+    pub state: RefundState,
+    pub refund_no: Option<String>,
+    pub mch_refund_no: String,
+    pub order_no: Option<String>,
+    pub raw_status: String,
+    pub message: String,
+}
+
+/// How to find refunds: every refund of an order, or the one with a merchant refund number.
+#[derive(Debug, Clone)]
+pub struct RefundQuery {
+    pub order_no: String,
+    pub mch_refund_no: Option<String>,
+}
+
+/// One refund of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub state: RefundState,
+    pub refund_no: Option<String>,
+    pub mch_refund_no: Option<String>,
+    pub amount: Option<Fen>,
+    /// Unix seconds.
+    pub refund_time: Option<i64>,
+    pub reason: Option<String>,
+    pub raw_refund_status: Option<String>,
+}
+
+/// The refunds a gateway reported for an order.
+#[derive(Debug, Clone)]
+pub struct RefundStatus {
+    pub order_no: Option<String>,
+    pub records: Vec<RefundRecord>,
+    pub raw_status: String,
+    pub message: String,
+}
+
+/// The classes of failure an agent branches on (`structuredContent.error.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidInput,
+    Config,
+    Auth,
+    Refused,
+    NotFound,
+    RateLimited,
+    Gateway,
+    Transport,
+    OutcomeUnknown,
+}
+
+/// A failure with what the agent needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    /// The gateway's status code, when there was one.
+    pub code: Option<String>,
+    /// One paragraph: what happened and what to do next.
+    pub message: String,
+    /// Whether the same call may succeed later unchanged.
+    pub retryable: bool,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let retryable = matches!(
+            kind,
+            ErrorKind::RateLimited | ErrorKind::Transport | ErrorKind::OutcomeUnknown
+        );
+        GatewayError { kind, code: None, message: message.into(), retryable }
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+/// A payment gateway. Implementations must not panic on any reply and must keep secrets out of every
+/// message they return.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+
+    /// Whether `query_order` needs the creation time to find an order by merchant number.
+    fn merchant_query_needs_order_time(&self) -> bool {
+        false
+    }
+
+    /// Creates an order. A reply that never arrived is [`ErrorKind::OutcomeUnknown`].
+    async fn create_order(&self, req: &CreateRequest) -> Result<CreatedOrder, GatewayError>;
+
+    /// Reads an order's state.
+    async fn query_order(&self, order: &OrderRef) -> Result<OrderStatus, GatewayError>;
+
+    /// Asks for a refund. A reply that never arrived is [`ErrorKind::OutcomeUnknown`].
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundAccepted, GatewayError>;
+
+    /// Reads refunds of an order.
+    async fn query_refund(&self, query: &RefundQuery) -> Result<RefundStatus, GatewayError>;
+}

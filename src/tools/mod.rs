@@ -1,0 +1,215 @@
+//! The MCP glue: an rmcp tool router with one thin method per tool.
+//!
+//! Each method parses its raw arguments ([`args`]), calls [`Payments`], and renders the outcome
+//! ([`render`]). Every failure the agent should read is a tool result with `isError: true`; a panic
+//! anywhere below is caught and answered the same way, because rmcp sends no reply at all for a
+//! handler that panics.
+
+pub mod args;
+pub mod render;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input, schema_for_output};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+
+use crate::payments::{Payments, now_unix};
+use crate::provider::{CreateRequest, ErrorKind, GatewayError, RefundRequest};
+use render::Origin;
+
+/// What an agent reads first: how the tools fit together.
+const INSTRUCTIONS: &str = "payment-mcp takes payments through a Chinese payment gateway. Amounts are yuan with at most two decimals (12.30). Flow: create_payment_order (your unique merchant_order_no + amount) returns a pay_url and a QR code image: show both to the payer. Then poll query_payment_order (order_no, or merchant_order_no) about every 2 s until state is paid, failed or closed; never tell the payer it is paid before state=paid. refund_payment_order only accepts a refund (state=processing); confirm it with query_refund_status. Reuse the same merchant_order_no / mch_refund_no to retry safely: a repeat never creates a second order or refund. Branch on `state` and on error.kind (outcome_unknown means: query before retrying; auth/config means: stop and ask the operator).";
+
+const SANDBOX_INSTRUCTIONS: &str = " SANDBOX MODE: no credentials are configured, so every order goes to an embedded simulated gateway and no real money moves. Use sandbox_simulate_payment (or the pay page at pay_url) to act as the payer.";
+
+/// The input schema for a tool, without the panic rmcp's macro would raise on a bad one.
+fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|_| schema_for_empty_input())
+}
+
+/// The MCP server: the tool router plus the payment service behind it.
+#[derive(Clone)]
+pub struct PaymentServer {
+    payments: Arc<Payments>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl PaymentServer {
+    /// Create a payment order and get a pay link plus a QR code image to show the payer. Amount in
+    /// yuan (e.g. 12.30). The result's `state` is `pending`; poll query_payment_order until `paid`.
+    /// Repeating the call with the same merchant_order_no and amount returns the same order.
+    #[tool(
+        title = "Create payment order",
+        input_schema = input::<args::CreateArgs>(),
+        output_schema = schema_for_output::<render::CreateOutput>(),
+        annotations(title = "Create payment order", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn create_payment_order(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(true, async {
+            let a = args::parse_create(&raw)?;
+            let request = CreateRequest {
+                merchant_order_no: a.merchant_order_no,
+                amount: a.amount,
+                notify_url: a.notify_url,
+                return_url: a.return_url,
+                subject: a.subject,
+                pay_type: a.pay_type,
+                order_time: now_unix(),
+            };
+            let outcome = self.payments.create(request).await?;
+            Ok(render::create(self.origin(), &outcome))
+        })
+        .await
+    }
+
+    /// Check whether an order is paid: by order_no (from create), or by merchant_order_no. Branch on
+    /// `state`: pending, paid, failed, closed, unknown.
+    #[tool(
+        title = "Query payment order",
+        input_schema = input::<args::QueryArgs>(),
+        output_schema = schema_for_output::<render::QueryOutput>(),
+        annotations(title = "Query payment order", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn query_payment_order(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            let order = args::parse_query(&raw)?;
+            let status = self.payments.query(order.clone()).await?;
+            Ok(render::query(self.origin(), &order, &status))
+        })
+        .await
+    }
+
+    /// Refund all or part of a paid order. Moves money back to the payer. The gateway only accepts
+    /// the refund (state `processing`); confirm with query_refund_status. Reusing mch_refund_no never
+    /// refunds twice.
+    #[tool(
+        title = "Refund payment order",
+        input_schema = input::<args::RefundArgs>(),
+        output_schema = schema_for_output::<render::RefundOutput>(),
+        annotations(title = "Refund payment order", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn refund_payment_order(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(true, async {
+            let a = args::parse_refund(&raw)?;
+            let derived = a.derived_refund_no;
+            let request =
+                RefundRequest { order_no: a.order_no, amount: a.amount, reason: a.reason, mch_refund_no: a.mch_refund_no };
+            let outcome = self.payments.refund(request).await?;
+            Ok(render::refund(self.origin(), &outcome, derived))
+        })
+        .await
+    }
+
+    /// Check a refund's state (processing, refunded, failed) by order_no and mch_refund_no, or list
+    /// every refund of an order.
+    #[tool(
+        title = "Query refund status",
+        input_schema = input::<args::RefundQueryArgs>(),
+        output_schema = schema_for_output::<render::RefundQueryOutput>(),
+        annotations(title = "Query refund status", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn query_refund_status(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            let query = args::parse_refund_query(&raw)?;
+            let asked = query.mch_refund_no.clone();
+            let status = self.payments.query_refund(query).await?;
+            render::refund_query(self.origin(), asked.as_deref(), &status)
+        })
+        .await
+    }
+
+    /// SANDBOX ONLY: act as the payer. Marks a sandbox order paid or failed, as if the payer had
+    /// paid (or failed) on the pay page.
+    #[tool(
+        title = "Simulate a sandbox payment",
+        input_schema = input::<args::SimulateArgs>(),
+        output_schema = schema_for_output::<render::SimulateOutput>(),
+        annotations(title = "Simulate a sandbox payment", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn sandbox_simulate_payment(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            let (order_no, paid) = args::parse_simulate(&raw)?;
+            self.payments.simulate_payment(&order_no, paid).await?;
+            Ok(render::simulated(self.origin(), &order_no, paid))
+        })
+        .await
+    }
+}
+
+impl PaymentServer {
+    /// A server over `payments`, listing only the tools its configuration allows.
+    pub fn new(payments: Arc<Payments>) -> Self {
+        let mut tool_router = Self::tool_router();
+        let config = payments.config();
+        let names: Vec<String> = tool_router.map.keys().map(|k| k.to_string()).collect();
+        for name in names {
+            let sandbox_only = name.starts_with("sandbox_");
+            if !config.tool_enabled(&name) || (sandbox_only && !payments.is_sandbox()) {
+                tool_router.remove_route(&name);
+            }
+        }
+        if payments.is_sandbox() {
+            for route in tool_router.map.values_mut() {
+                if let Some(annotations) = route.attr.annotations.as_mut() {
+                    annotations.open_world_hint = Some(false);
+                }
+            }
+        }
+        PaymentServer { payments, tool_router }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin { provider: self.payments.kind() }
+    }
+
+    /// Runs a tool body: configuration first, then the body, with errors and panics as tool errors.
+    async fn guard(
+        &self,
+        money_moving: bool,
+        body: impl Future<Output = Result<CallToolResult, GatewayError>>,
+    ) -> CallToolResult {
+        let origin = self.origin();
+        let outcome = AssertUnwindSafe(async {
+            if let Some(err) = self.payments.config_error(money_moving) {
+                return Err(err);
+            }
+            body.await
+        })
+        .catch_unwind()
+        .await;
+        match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) => render::error(origin, &err),
+            Err(_) => {
+                tracing::error!("a tool handler panicked; answered with an error");
+                render::error(
+                    origin,
+                    &GatewayError::new(
+                        ErrorKind::Gateway,
+                        "payment-mcp hit an internal error while handling this call. If the call was a create or refund, query before retrying; please report this.",
+                    ),
+                )
+            }
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PaymentServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut instructions = INSTRUCTIONS.to_owned();
+        if self.payments.is_sandbox() {
+            instructions.push_str(SANDBOX_INSTRUCTIONS);
+        }
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("payment-mcp", env!("CARGO_PKG_VERSION")))
+            .with_instructions(instructions)
+    }
+}
