@@ -109,9 +109,30 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// A short, safe excerpt of a reply body for an error message: markup stripped, whitespace collapsed.
 fn snippet(body: &str) -> String {
-    let clean: String = body.chars().filter(|c| !c.is_control()).take(80).collect();
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_control() || c.is_whitespace() => text.push(' '),
+            c => text.push(c),
+        }
+    }
+    let clean: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect();
     if clean.is_empty() { "empty body".into() } else { clean }
+}
+
+/// The message with its first letter in upper case.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Why a call produced no usable reply.
@@ -132,9 +153,9 @@ impl CallError {
     fn for_query(self) -> GatewayError {
         match self {
             CallError::NotSent(m) | CallError::NoReply(m) => {
-                GatewayError::new(ErrorKind::Transport, format!("{m}. Nothing changed; try the query again shortly."))
+                GatewayError::new(ErrorKind::Transport, format!("{}. Nothing changed; try the query again shortly.", sentence(&m)))
             }
-            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, m),
+            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, sentence(&m)),
             CallError::BadSignature => bad_signature(),
         }
     }
@@ -144,11 +165,11 @@ impl CallError {
         match self {
             CallError::NotSent(m) => GatewayError::new(
                 ErrorKind::Transport,
-                format!("{m}. The {what} was not sent, so nothing changed; it is safe to try again."),
+                format!("{}. The {what} was not sent, so nothing changed; it is safe to try again.", sentence(&m)),
             ),
             CallError::NoReply(m) => GatewayError::new(
                 ErrorKind::OutcomeUnknown,
-                format!("{m}, so it is unknown whether the {what} went through. {next}"),
+                format!("{}, so it is unknown whether the {what} went through. {next}", sentence(&m)),
             ),
             CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, m),
             CallError::BadSignature => bad_signature(),
@@ -799,6 +820,12 @@ mod tests {
         assert_eq!(flat.records[0].state, RefundState::Processing);
         assert_eq!(flat.records[0].mch_refund_no.as_deref(), Some("RF-2"));
         assert_eq!(parse_refund_query(&reply(r#"{"status":"1002"}"#), &q).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn snippets_strip_markup() {
+        assert_eq!(snippet("<html><body><h1>502 Bad Gateway</h1>\n</body></html>"), "502 Bad Gateway");
+        assert_eq!(snippet(""), "empty body");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 
 mod page;
 mod routes;
-pub mod state;
+mod state;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -71,9 +71,7 @@ impl GatewayConfig {
         let mut bytes = [0u8; 16];
         if getrandom::fill(&mut bytes).is_err() {
             // No OS randomness: fall back to the clock. These keys guard a loopback sandbox only.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             bytes = nanos.to_le_bytes();
         }
         let mut first = [0u8; 8];
@@ -109,7 +107,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
-    notifier: Option<reqwest::Client>,
+    /// Built on first use: building an HTTP client costs more than starting the whole gateway.
+    notifier: std::sync::OnceLock<Option<reqwest::Client>>,
 }
 
 impl Shared {
@@ -133,10 +132,18 @@ impl Shared {
     /// Posts a signed payment notification to the order's `notify_url` when it is on this machine
     /// (the sandbox never calls out to the internet). Errors are logged and ignored.
     fn notify(&self, order: &Order) {
-        let Some(client) = self.notifier.clone() else { return };
         if !is_loopback_url(&order.notify_url) {
             return;
         }
+        let client = self.notifier.get_or_init(|| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "sandbox: no HTTP client for notifications"))
+                .ok()
+        });
+        let Some(client) = client.clone() else { return };
         let mut fields: Vec<(String, String)> = vec![
             ("buyer_account".into(), order.buyer_account.clone()),
             ("mch_orderid".into(), order.mch_orderid.clone()),
@@ -204,6 +211,8 @@ impl Gateway {
     /// # Errors
     /// When the port cannot be bound.
     pub async fn start(config: GatewayConfig) -> std::io::Result<Gateway> {
+        // Without a Tokio runtime, binding would panic; report it as an error instead.
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let seed = {
@@ -211,26 +220,19 @@ impl Gateway {
             let _ = getrandom::fill(&mut b);
             u64::from_le_bytes(b) ^ u64::from(addr.port())
         };
-        let notifier = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| tracing::warn!(error = %e, "sandbox: no HTTP client for notifications"))
-            .ok();
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             state: Mutex::new(State::new(seed, config.lazy_platform_orders)),
             config,
             cancel: CancellationToken::new(),
-            runtime: tokio::runtime::Handle::current(),
-            notifier,
+            runtime,
+            notifier: std::sync::OnceLock::new(),
         });
         let app = routes::router(Arc::clone(&shared));
         let cancel = shared.cancel.clone();
         tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { cancel.cancelled().await })
-                .await;
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await }).await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "sandbox gateway stopped");
             }
@@ -347,7 +349,14 @@ mod tests {
         for yes in ["http://127.0.0.1:9/n", "http://localhost/x", "http://[::1]:80/", "https://127.0.0.2/"] {
             assert!(is_loopback_url(yes), "{yes}");
         }
-        for no in ["http://example.com/", "http://10.0.0.1/", "", "ftp://127.0.0.1/", "not a url", "http://localhost.evil.com/"] {
+        for no in [
+            "http://example.com/",
+            "http://10.0.0.1/",
+            "",
+            "ftp://127.0.0.1/",
+            "not a url",
+            "http://localhost.evil.com/",
+        ] {
             assert!(!is_loopback_url(no), "{no}");
         }
     }

@@ -1,8 +1,9 @@
 //! The sandbox cashier: the HTML pay page behind every sandbox pay URL.
 //!
 //! It stands in for LFWin's cashier so a person (or a test) can complete the flow: it shows the
-//! amount, both order numbers, a QR code of the page itself (scan it with a phone on the same
-//! machine's network to open it there) and two plain form buttons that pay or fail the order. No
+//! amount, both order numbers, a QR code of the pay URL (as the real cashier shows one; the sandbox
+//! listens on 127.0.0.1, so only this machine can open it) and two plain form buttons that pay or
+//! fail the order. No
 //! JavaScript and no external assets; everything interpolated is HTML-escaped. Opening the page
 //! marks the order "opened", which is when LFWin creates the platform order (see
 //! `GatewayConfig::lazy_platform_orders`).
@@ -33,11 +34,7 @@ pub(crate) async fn show(State(shared): State<Arc<Shared>>, Path(orderid): Path<
 /// `POST /pay/{orderid}/simulate` with form `outcome=paid|failed`: pays or fails the order, then
 /// redirects (303) back to the page. A bad outcome is 400; an already paid or failed order shows
 /// the page with a notice (409).
-pub(crate) async fn simulate(
-    State(shared): State<Arc<Shared>>,
-    Path(orderid): Path<String>,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn simulate(State(shared): State<Arc<Shared>>, Path(orderid): Path<String>, body: Bytes) -> Response {
     let outcome = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
         .ok()
         .and_then(|fields| fields.into_iter().find(|(k, _)| k == "outcome").map(|(_, v)| v));
@@ -57,10 +54,7 @@ pub(crate) async fn simulate(
     if let Err(notice) = shared.simulate_payment(&canonical, paid) {
         let order = shared.lock().find(&canonical).cloned();
         return match order {
-            Some(order) => html(
-                StatusCode::CONFLICT,
-                render(&order, &shared.pay_url(&order.orderid), Some(&notice)),
-            ),
+            Some(order) => html(StatusCode::CONFLICT, render(&order, &shared.pay_url(&order.orderid), Some(&notice))),
             None => not_found(&orderid),
         };
     }
@@ -146,15 +140,12 @@ fn message_page(title: &str, text: &str) -> String {
 pub(crate) fn render(order: &Order, pay_url: &str, notice: Option<&str>) -> String {
     let amount = format!("¥{}", order.money.to_yuan());
     let qr = match crate::qr::render(pay_url) {
-        Ok(image) => format!(
-            "<img id=\"qr\" src=\"{}\" alt=\"QR code of this pay page\">\n",
-            escape(&image.data_url())
-        ),
+        Ok(image) => {
+            format!("<img id=\"qr\" src=\"{}\" alt=\"QR code of this pay page\">\n", escape(&image.data_url()))
+        }
         Err(e) => format!("<p id=\"qr\">{}</p>\n", escape(&e.to_string())),
     };
-    let notice = notice
-        .map(|n| format!("<p class=\"notice\" id=\"notice\">{}</p>\n", escape(n)))
-        .unwrap_or_default();
+    let notice = notice.map(|n| format!("<p class=\"notice\" id=\"notice\">{}</p>\n", escape(n))).unwrap_or_default();
     let disabled = if order.paystatus == 0 { "" } else { " disabled" };
     let refunds = if order.refunds.is_empty() {
         String::new()
@@ -175,9 +166,7 @@ pub(crate) fn render(order: &Order, pay_url: &str, notice: Option<&str>) -> Stri
                 )
             })
             .collect();
-        format!(
-            "<table id=\"refunds\">\n<tr><th>Refund</th><th>Amount</th><th>State</th></tr>\n{rows}</table>\n"
-        )
+        format!("<table id=\"refunds\">\n<tr><th>Refund</th><th>Amount</th><th>State</th></tr>\n{rows}</table>\n")
     };
     let id = escape(&order.orderid);
     format!(

@@ -115,7 +115,7 @@ async fn handle(endpoint: Endpoint, shared: Arc<Shared>, headers: &HeaderMap, bo
     }
 
     let parsed = parse_form(headers, body);
-    let fields = parsed.as_ref().map(Vec::clone).unwrap_or_default();
+    let fields = parsed.clone().unwrap_or_default();
     let signature_ok = first(&fields, "sign")
         .is_some_and(|given| signatures_match(&lfwin_sign(&fields, &shared.config.sign_key), given));
     tracing::debug!(path = endpoint.path(), signature_ok, "sandbox: request");
@@ -160,21 +160,15 @@ async fn handle(endpoint: Endpoint, shared: Arc<Shared>, headers: &HeaderMap, bo
 
 /// The form fields of the body, decoded, in order, duplicates kept.
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(format!(
-            "body must be application/x-www-form-urlencoded, got `{content_type}`"
-        ));
+        return Err(format!("body must be application/x-www-form-urlencoded, got `{content_type}`"));
     }
     if std::str::from_utf8(body).is_err() {
         return Err("body is not UTF-8".into());
     }
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .map_err(|e| format!("body is not a form: {e}"))
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).map_err(|e| format!("body is not a form: {e}"))
 }
 
 fn first<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -208,20 +202,23 @@ fn money_field(fields: &[(String, String)], name: &str) -> Result<Fen, Refusal> 
 }
 
 /// Checks common to every endpoint, then the endpoint itself.
-fn process(endpoint: Endpoint, shared: &Arc<Shared>, fields: &[(String, String)]) -> Result<Map<String, Value>, Refusal> {
+fn process(
+    endpoint: Endpoint,
+    shared: &Arc<Shared>,
+    fields: &[(String, String)],
+) -> Result<Map<String, Value>, Refusal> {
     let config = &shared.config;
     if first(fields, "apikey") != Some(config.api_key.as_str()) {
         return Err(Refusal::new("3000", "apikey error"));
     }
-    let sign_ok = first(fields, "sign")
-        .is_some_and(|given| signatures_match(&lfwin_sign(fields, &config.sign_key), given));
+    let sign_ok =
+        first(fields, "sign").is_some_and(|given| signatures_match(&lfwin_sign(fields, &config.sign_key), given));
     if !sign_ok {
         return Err(Refusal::new("3900", "sign error"));
     }
-    for (i, (k, _)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(earlier, _)| earlier == k) {
-            return Err(Refusal::new("3010", format!("field {k} sent twice")));
-        }
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    if let Some((k, _)) = fields.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(Refusal::new("3010", format!("field {k} sent twice")));
     }
     if required(fields, "sign_type")? != "MD5" {
         return Err(Refusal::new("3010", "sign_type must be MD5"));
@@ -230,10 +227,10 @@ fn process(endpoint: Endpoint, shared: &Arc<Shared>, fields: &[(String, String)]
     if nonce.chars().count() > MAX_NONCE_CHARS {
         return Err(Refusal::new("3010", format!("nonce_str is longer than {MAX_NONCE_CHARS} characters")));
     }
-    if let Some(service) = endpoint.service() {
-        if required(fields, "service")? != service {
-            return Err(Refusal::new("3010", format!("service must be {service}")));
-        }
+    if let Some(service) = endpoint.service()
+        && required(fields, "service")? != service
+    {
+        return Err(Refusal::new("3010", format!("service must be {service}")));
     }
     if matches!(endpoint, Endpoint::RefundOrder | Endpoint::QueryRefund) && required(fields, "version")? != "4.0" {
         return Err(Refusal::new("3010", "version must be 4.0"));
@@ -250,10 +247,7 @@ fn create(shared: &Arc<Shared>, fields: &[(String, String)]) -> Result<Map<Strin
     let money = money_field(fields, "money")?;
     let mch_orderid = non_empty(fields, "mch_orderid")?;
     if mch_orderid.chars().count() > MAX_MCH_ORDERID_CHARS {
-        return Err(Refusal::new(
-            "3030",
-            format!("mch_orderid is longer than {MAX_MCH_ORDERID_CHARS} characters"),
-        ));
+        return Err(Refusal::new("3030", format!("mch_orderid is longer than {MAX_MCH_ORDERID_CHARS} characters")));
     }
     let notify_url = required(fields, "notify_url")?;
     let (orderid, style, omit) = {
@@ -409,11 +403,8 @@ fn signing_text(value: &Value) -> String {
 
 /// Adds `sign` over every other field of the reply.
 fn sign_reply(reply: &mut Map<String, Value>, sign_key: &str) {
-    let fields: Vec<(&str, String)> = reply
-        .iter()
-        .filter(|(k, _)| k.as_str() != "sign")
-        .map(|(k, v)| (k.as_str(), signing_text(v)))
-        .collect();
+    let fields: Vec<(&str, String)> =
+        reply.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| (k.as_str(), signing_text(v))).collect();
     let sign = lfwin_sign(&fields, sign_key);
     reply.insert("sign".into(), Value::String(sign));
 }
@@ -479,8 +470,11 @@ mod tests {
         gateway(Duration::MAX, false).await
     }
 
+    /// One client for all tests (building one is slow in debug builds). No idle connections are
+    /// kept, since every test has its own runtime.
     fn client() -> reqwest::Client {
-        reqwest::Client::builder().no_proxy().build().unwrap()
+        static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()).clone()
     }
 
     /// Posts `fields` plus `apikey`, `sign_type` and a correct `sign`.
@@ -503,11 +497,8 @@ mod tests {
     /// Verifies a reply's `sign` the way a client must: every other field, objects as compact JSON.
     fn verify(reply: &Value) -> bool {
         let map = reply.as_object().unwrap();
-        let fields: Vec<(String, String)> = map
-            .iter()
-            .filter(|(k, _)| k.as_str() != "sign")
-            .map(|(k, v)| (k.clone(), signing_text(v)))
-            .collect();
+        let fields: Vec<(String, String)> =
+            map.iter().filter(|(k, _)| k.as_str() != "sign").map(|(k, v)| (k.clone(), signing_text(v))).collect();
         let given = map.get("sign").and_then(Value::as_str).unwrap_or("");
         signatures_match(&lfwin_sign(&fields, SIGN_KEY), given)
     }
@@ -601,16 +592,12 @@ mod tests {
         assert_eq!(s(&missing, "status"), "3010");
         let wrong_service = call(&gw, QUERY_ORDER, &[("service", "x"), ("nonce_str", "a"), ("orderid", "1")]).await;
         assert_eq!(s(&wrong_service, "status"), "3010");
-        let mut no_type: Vec<(String, String)> =
-            base(KEY).into_iter().filter(|(k, _)| k != "sign_type").collect();
+        let mut no_type: Vec<(String, String)> = base(KEY).into_iter().filter(|(k, _)| k != "sign_type").collect();
         no_type.push(("sign".into(), lfwin_sign(&no_type, SIGN_KEY)));
         assert_eq!(s(&post_raw(&gw, QUERY_ORDER, &no_type).await.1, "status"), "3010");
-        let bad_money = call(
-            &gw,
-            PRE_ORDER,
-            &[("money", "12.3"), ("nonce_str", "a"), ("mch_orderid", "M"), ("notify_url", "")],
-        )
-        .await;
+        let bad_money =
+            call(&gw, PRE_ORDER, &[("money", "12.3"), ("nonce_str", "a"), ("mch_orderid", "M"), ("notify_url", "")])
+                .await;
         assert_eq!(s(&bad_money, "status"), "3010");
         assert!(s(&bad_money, "message").contains("two decimals"));
 
@@ -711,7 +698,12 @@ mod tests {
         let by_mch = call(
             &gw,
             QUERY_ORDER,
-            &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "MCH-001"), ("order_time", &order_time)],
+            &[
+                ("service", "pay.comm.query_order"),
+                ("nonce_str", "n"),
+                ("mch_orderid", "MCH-001"),
+                ("order_time", &order_time),
+            ],
         )
         .await;
         assert_eq!(s(&by_mch, "orderid"), orderid);
@@ -719,13 +711,22 @@ mod tests {
         let miss = call(
             &gw,
             QUERY_ORDER,
-            &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "MCH-001"), ("order_time", &wrong_month)],
+            &[
+                ("service", "pay.comm.query_order"),
+                ("nonce_str", "n"),
+                ("mch_orderid", "MCH-001"),
+                ("order_time", &wrong_month),
+            ],
         )
         .await;
         assert_eq!(s(&miss, "status"), "3040");
         assert!(miss.get("sign").is_none());
-        let no_time =
-            call(&gw, QUERY_ORDER, &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "MCH-001")]).await;
+        let no_time = call(
+            &gw,
+            QUERY_ORDER,
+            &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "MCH-001")],
+        )
+        .await;
         assert_eq!(s(&no_time, "status"), "3010");
         assert_eq!(s(&query_id(&gw, "000").await, "status"), "3040");
 
@@ -760,12 +761,8 @@ mod tests {
     async fn failed_payment_shows_on_page_and_query() {
         let gw = manual().await;
         let id = s(&create(&gw, "F-1", "1.00").await, "orderid").to_owned();
-        let page = client()
-            .post(format!("{}/simulate", gw.pay_url(&id)))
-            .form(&[("outcome", "failed")])
-            .send()
-            .await
-            .unwrap();
+        let page =
+            client().post(format!("{}/simulate", gw.pay_url(&id))).form(&[("outcome", "failed")]).send().await.unwrap();
         assert!(page.text().await.unwrap().contains("<p id=\"state\">failed</p>"));
         let q = query_id(&gw, &id).await;
         assert_eq!(s(&q, "paystatus"), "2");
@@ -779,12 +776,9 @@ mod tests {
         let a = create(&gw, "D-1", "5.00").await;
         let b = create(&gw, "D-1", "5.00").await;
         assert_eq!(s(&a, "orderid"), s(&b, "orderid"));
-        let c = call(
-            &gw,
-            PRE_ORDER,
-            &[("money", "5.01"), ("nonce_str", "a"), ("mch_orderid", "D-1"), ("notify_url", "")],
-        )
-        .await;
+        let c =
+            call(&gw, PRE_ORDER, &[("money", "5.01"), ("nonce_str", "a"), ("mch_orderid", "D-1"), ("notify_url", "")])
+                .await;
         assert_eq!(s(&c, "status"), "3010");
     }
 
@@ -795,7 +789,13 @@ mod tests {
         let reply = call(
             &gw,
             PRE_ORDER,
-            &[("money", "0.01"), ("nonce_str", "a"), ("mch_orderid", "N-1"), ("notify_url", url), ("goods_info", "茶 & 书")],
+            &[
+                ("money", "0.01"),
+                ("nonce_str", "a"),
+                ("mch_orderid", "N-1"),
+                ("notify_url", url),
+                ("goods_info", "茶 & 书"),
+            ],
         )
         .await;
         assert_eq!(s(&reply, "status"), "10000", "{reply}");
@@ -812,8 +812,12 @@ mod tests {
         let id = s(&created, "orderid").to_owned();
         let t = now().to_string();
         let by_mch = |gw: Gateway, t: String| async move {
-            call(&gw, QUERY_ORDER, &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "L-1"), ("order_time", &t)])
-                .await
+            call(
+                &gw,
+                QUERY_ORDER,
+                &[("service", "pay.comm.query_order"), ("nonce_str", "n"), ("mch_orderid", "L-1"), ("order_time", &t)],
+            )
+            .await
         };
         assert_eq!(s(&by_mch(gw.clone(), t.clone()).await, "status"), "3040");
         assert_eq!(s(&query_id(&gw, &id).await, "status"), "10000", "orderid queries are not lazy");
@@ -991,7 +995,8 @@ mod tests {
         let before = gw.request_count();
         gw.fault_next(Fault::DropBeforeRecord(Duration::from_millis(30)));
         let started = Instant::now();
-        let r = client().post(format!("{}{PRE_ORDER}", gw.base_url())).form(&signed_create("X-3")).send().await.unwrap();
+        let r =
+            client().post(format!("{}{PRE_ORDER}", gw.base_url())).form(&signed_create("X-3")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 504);
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert!(gw.order("X-3").is_none());
@@ -1059,14 +1064,9 @@ mod tests {
         assert!(client().get(&url).send().await.is_ok());
         gw.shutdown();
         let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let fresh = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
-            if fresh.get(&url).send().await.is_err() || Instant::now() > deadline {
-                break;
-            }
+        while client().get(&url).send().await.is_ok() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
-        assert!(fresh.get(&url).send().await.is_err());
+        assert!(client().get(&url).send().await.is_err());
     }
 }

@@ -299,10 +299,7 @@ impl State {
             if existing.money != req.money {
                 return Err(Refusal::new(
                     "3010",
-                    format!(
-                        "mch_orderid {} already exists with money {}",
-                        existing.mch_orderid, existing.money
-                    ),
+                    format!("mch_orderid {} already exists with money {}", existing.mch_orderid, existing.money),
                 ));
             }
             return Ok(&self.orders[i]);
@@ -329,11 +326,7 @@ impl State {
     /// fall in the order's month (UTC+8) — LFWin looks in that month's table — and, with lazy
     /// platform orders, the payer must have opened the cashier.
     pub fn query_by_mch(&self, mch_orderid: &str, order_time: &str) -> Result<&Order, Refusal> {
-        let order = self
-            .orders
-            .iter()
-            .find(|o| o.mch_orderid == mch_orderid)
-            .ok_or_else(Refusal::not_found)?;
+        let order = self.orders.iter().find(|o| o.mch_orderid == mch_orderid).ok_or_else(Refusal::not_found)?;
         let t = order_time.trim();
         let asked: i64 = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
             t.parse().map_err(|_| Refusal::not_found())?
@@ -394,18 +387,11 @@ impl State {
                 return Err(Refusal::new("4920", "unpaid"));
             }
             if money > order.refundable() {
-                return Err(Refusal::new(
-                    "4910",
-                    format!("refund amount exceeds refundable ({})", order.refundable()),
-                ));
+                return Err(Refusal::new("4910", format!("refund amount exceeds refundable ({})", order.refundable())));
             }
         }
         let refund_no = self.next_number(now);
-        let order = self
-            .orders
-            .iter_mut()
-            .find(|o| o.orderid == orderid)
-            .ok_or_else(Refusal::not_found)?;
+        let order = self.orders.iter_mut().find(|o| o.orderid == orderid).ok_or_else(Refusal::not_found)?;
         order.refunds.push(Refund {
             refund_no: refund_no.clone(),
             mch_refund_no: mch_refund_no.to_owned(),
@@ -429,9 +415,7 @@ impl State {
     /// When the order is unknown or already paid or failed.
     pub fn simulate_payment(&mut self, order_no: &str, paid: bool, now: i64) -> Result<Order, String> {
         let trade_no = format!("4200{}{:010}", shanghai_stamp(now), (self.seq + 1) % 10_000_000_000);
-        let order = self
-            .find_mut(order_no)
-            .ok_or_else(|| format!("no sandbox order {order_no}"))?;
+        let order = self.find_mut(order_no).ok_or_else(|| format!("no sandbox order {order_no}"))?;
         if order.paystatus != 0 {
             return Err(format!("order {} is already {}", order.orderid, order.state_word()));
         }
@@ -485,10 +469,7 @@ fn settle(r: &mut Refund, success: bool, now: i64) {
 pub fn check_mch_refund_no(mch_refund_no: &str) -> Result<(), Refusal> {
     let n = mch_refund_no.chars().count();
     if n == 0 || n > MAX_MCH_REFUND_NO_CHARS {
-        return Err(Refusal::new(
-            "4990",
-            format!("mch_refund_no must be 1 to {MAX_MCH_REFUND_NO_CHARS} characters"),
-        ));
+        return Err(Refusal::new("4990", format!("mch_refund_no must be 1 to {MAX_MCH_REFUND_NO_CHARS} characters")));
     }
     Ok(())
 }
@@ -509,15 +490,9 @@ pub fn same_shanghai_month(a: i64, b: i64) -> bool {
 /// `yyyyMMddHHmmss` of a Unix time in China Standard Time (zeros if out of range).
 pub fn shanghai_stamp(ts: i64) -> String {
     match shanghai(ts) {
-        Some(t) if (0..=9999).contains(&t.year()) => format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
+        Some(t) if (0..=9999).contains(&t.year()) => {
+            format!("{:04}{:02}{:02}{:02}{:02}{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second())
+        }
         _ => "0".repeat(14),
     }
 }
@@ -530,11 +505,7 @@ mod tests {
     const T: i64 = 1_710_475_200;
 
     fn new_order(mch: &str, yuan: &str) -> NewOrder {
-        NewOrder {
-            mch_orderid: mch.into(),
-            money: Fen::parse_yuan(yuan).unwrap(),
-            notify_url: String::new(),
-        }
+        NewOrder { mch_orderid: mch.into(), money: Fen::parse_yuan(yuan).unwrap(), notify_url: String::new() }
     }
 
     fn paid_order(state: &mut State, mch: &str, yuan: &str) -> String {

@@ -1,0 +1,100 @@
+//! Bad input gets a clear `invalid_input` error and nothing else: the gateway sees no request.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn every_bad_input_is_refused_before_any_request() {
+    let h = Harness::start().await;
+    let cases: Vec<(&str, Value)> = vec![
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 0.001})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": -1})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 0})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": "12.345"})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": "NaN"})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": "Infinity"})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 100000000.01})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": "1e2"})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": null})),
+        ("create_payment_order", json!({"merchant_order_no": "B 1", "amount": 1})),
+        ("create_payment_order", json!({"merchant_order_no": "", "amount": 1})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 1, "amout": 1})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 1, "notify_url": "javascript:alert(1)"})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": 1, "subject": "x".repeat(129)})),
+        ("create_payment_order", json!({"merchant_order_no": "B-1", "amount": [1]})),
+        ("query_payment_order", json!({})),
+        ("query_payment_order", json!({"order_no": ""})),
+        ("query_payment_order", json!({"order_no": "a b"})),
+        ("query_payment_order", json!({"merchant_order_no": "M", "order_time": "yesterday"})),
+        ("refund_payment_order", json!({"order_no": "O1", "refund_amount": "0"})),
+        ("refund_payment_order", json!({"order_no": "O1"})),
+        ("refund_payment_order", json!({"order_no": "O1", "refund_amount": 1, "mch_refund_no": "x".repeat(41)})),
+        ("refund_payment_order", json!({"order_no": "O1", "refund_amount": 1, "reason": "x".repeat(101)})),
+        ("refund_payment_order", json!({"order_no": "O1", "refund_amount": 1, "refund_no": "R"})),
+        ("query_refund_status", json!({"mch_refund_no": "R"})),
+        ("query_refund_status", json!({"order_no": "O1", "mch_refund_no": "R R"})),
+    ];
+    for (tool, args) in cases {
+        let r = h.call(tool, args.clone()).await;
+        let e = assert_err(&r, "invalid_input");
+        assert!(e["message"].as_str().unwrap().contains('`'), "{tool} {args}: names the argument: {e}");
+    }
+    assert_eq!(h.gw.request_count(), 0, "no bad input reached the gateway");
+}
+
+#[tokio::test]
+async fn exact_literal_amounts_reach_the_gateway_unrounded() {
+    let h = Harness::start().await;
+    for (i, (amount, sent)) in [(json!(0.1), "0.10"), (json!("19.99"), "19.99"), (json!(100000000), "100000000.00"), (json!(1.1), "1.10")].into_iter().enumerate() {
+        let s = assert_ok(&h.call("create_payment_order", json!({"merchant_order_no": format!("AMT-{i}"), "amount": amount})).await);
+        assert_eq!(s["amount"], sent);
+        let last = h.gw.requests().into_iter().last().unwrap();
+        assert!(last.fields.iter().any(|(k, v)| k == "money" && v == sent));
+    }
+}
+
+#[tokio::test]
+async fn guardrails_refuse_before_any_request() {
+    let opts = Options::default().env("PAYMENT_MAX_ORDER_AMOUNT", "100").env("PAYMENT_MAX_REFUND_AMOUNT", "5");
+    let h = Harness::start_with(opts).await;
+    let r = h.call("create_payment_order", json!({"merchant_order_no": "G-1", "amount": "100.01"})).await;
+    assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("PAYMENT_MAX_ORDER_AMOUNT"));
+    let r = h.call("refund_payment_order", json!({"order_no": "O1", "refund_amount": "5.01", "mch_refund_no": "G-R"})).await;
+    assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("PAYMENT_MAX_REFUND_AMOUNT"));
+    assert_eq!(h.gw.request_count(), 0);
+}
+
+#[tokio::test]
+async fn read_only_and_allow_list_hide_tools() {
+    let h = Harness::start_with(Options::default().env("PAYMENT_READ_ONLY", "true")).await;
+    let names: Vec<String> = h.client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!names.iter().any(|n| n == "create_payment_order" || n == "refund_payment_order"));
+    let params = rmcp::model::CallToolRequestParams::new("create_payment_order")
+        .with_arguments(json!({"merchant_order_no": "RO-1", "amount": 1}).as_object().unwrap().clone());
+    assert!(h.client.call_tool(params).await.is_err(), "a hidden tool cannot be called");
+    assert_eq!(h.gw.request_count(), 0);
+
+    let h = Harness::start_with(Options::default().env("PAYMENT_TOOLS", "query_payment_order")).await;
+    let names: Vec<String> = h.client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, vec!["query_payment_order"]);
+}
+
+#[tokio::test]
+async fn bad_configuration_never_stops_startup_and_names_the_variable() {
+    let opts = Options { lfwin: false, ..Options::default() }
+        .env("PAYMENT_API_KEY", API_KEY)
+        .env("PAYMENT_API_BASE_URL", "http://gateway.example.com");
+    let h = Harness::start_with(opts).await;
+    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 4);
+    let r = h.call("query_payment_order", json!({"order_no": "O1"})).await;
+    let e = assert_err(&r, "config");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("PAYMENT_SIGN_KEY") || msg.contains("PAYMENT_API_BASE_URL"), "{msg}");
+
+    let h = Harness::start_with(Options::default().env("PAYMENT_REQUEST_TIMEOUT_MS", "0")).await;
+    let r = h.call("query_payment_order", json!({"order_no": "O1"})).await;
+    assert!(assert_err(&r, "config")["message"].as_str().unwrap().contains("PAYMENT_REQUEST_TIMEOUT_MS"));
+    assert_eq!(h.gw.request_count(), 0);
+}

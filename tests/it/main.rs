@@ -1,0 +1,9 @@
+//! Integration tests: the real `payment-mcp` binary, spoken to over stdio by rmcp's MCP client,
+//! against the embedded gateway started in-process as a strict fake (it verifies every signature).
+
+mod support;
+
+mod bad_input;
+mod faults;
+mod flows;
+mod protocol;

@@ -1,0 +1,212 @@
+//! Test support: a fake LFWin gateway (the sandbox gateway, in-process) and an MCP client that
+//! spawns the built binary pointed at it.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use payment_mcp::sandbox::{Gateway, GatewayConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+pub const API_KEY: &str = "ak-51d9e7x";
+pub const SIGN_KEY: &str = "test-sign-key-9f2c";
+
+/// Every `PAYMENT_*` variable, cleared from the child's environment so the host's never leak in.
+const ALL_VARS: &[&str] = &[
+    "PAYMENT_PROVIDER",
+    "PAYMENT_API_KEY",
+    "PAYMENT_SIGN_KEY",
+    "PAYMENT_MERCHANT_ID",
+    "PAYMENT_API_BASE_URL",
+    "PAYMENT_ALLOW_INSECURE_HTTP",
+    "PAYMENT_REQUEST_TIMEOUT_MS",
+    "PAYMENT_NOTIFY_URL",
+    "PAYMENT_RETURN_URL",
+    "PAYMENT_TOOLS",
+    "PAYMENT_READ_ONLY",
+    "PAYMENT_MAX_REFUND_AMOUNT",
+    "PAYMENT_MAX_ORDER_AMOUNT",
+    "PAYMENT_CONFIRM_REFUNDS",
+    "PAYMENT_LEDGER",
+    "PAYMENT_EPAY_API_STYLE",
+    "PAYMENT_EPAY_TYPE",
+    "PAYMENT_LOG",
+];
+
+pub fn gateway_config() -> GatewayConfig {
+    GatewayConfig {
+        api_key: API_KEY.into(),
+        sign_key: SIGN_KEY.into(),
+        port: 0,
+        refund_settle_delay: Duration::MAX,
+        lazy_platform_orders: false,
+    }
+}
+
+pub struct Harness {
+    pub gw: Gateway,
+    pub client: RunningService<RoleClient, ()>,
+    stderr: Arc<Mutex<String>>,
+}
+
+pub struct Options {
+    pub gateway: GatewayConfig,
+    pub env: Vec<(String, String)>,
+    pub modern: bool,
+    /// Point the server at the gateway with the right keys.
+    pub lfwin: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { gateway: gateway_config(), env: Vec::new(), modern: false, lfwin: true }
+    }
+}
+
+impl Options {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Harness {
+        let gw = Gateway::start(opts.gateway).await.expect("gateway starts");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_payment-mcp"));
+        for var in ALL_VARS {
+            cmd.env_remove(var);
+        }
+        if opts.lfwin {
+            cmd.env("PAYMENT_API_BASE_URL", gw.base_url())
+                .env("PAYMENT_API_KEY", API_KEY)
+                .env("PAYMENT_SIGN_KEY", SIGN_KEY)
+                .env("PAYMENT_REQUEST_TIMEOUT_MS", "1500");
+        }
+        cmd.env("PAYMENT_LOG", "debug");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let (transport, stderr) =
+            TokioChildProcess::builder(cmd).stderr(Stdio::piped()).spawn().expect("binary spawns");
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = stderr {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let client = if opts.modern {
+            ().serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover { preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28] },
+            )
+            .await
+            .expect("discover handshake")
+        } else {
+            ().serve(transport).await.expect("initialize handshake")
+        };
+        Harness { gw, client, stderr: log }
+    }
+
+    /// Calls a tool; a JSON-RPC error fails the test (tool errors come back as results).
+    pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let args = args.as_object().cloned().expect("arguments are an object");
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
+        tokio::time::timeout(Duration::from_secs(20), self.client.call_tool(params))
+            .await
+            .expect("the call is answered in bounded time")
+            .expect("no JSON-RPC error")
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Creates an order and returns its structured content.
+    pub async fn create(&self, merchant_order_no: &str, amount: &str) -> Value {
+        let r = self.call("create_payment_order", serde_json::json!({"merchant_order_no": merchant_order_no, "amount": amount})).await;
+        assert_ok(&r)
+    }
+}
+
+/// The structured content of a successful result.
+pub fn assert_ok(r: &CallToolResult) -> Value {
+    assert_ne!(r.is_error, Some(true), "expected success, got {}", texts(r));
+    r.structured_content.clone().expect("structured content")
+}
+
+/// The error body of a failed result.
+pub fn assert_err(r: &CallToolResult, kind: &str) -> Value {
+    assert_eq!(r.is_error, Some(true), "expected an error, got {}", texts(r));
+    let s = r.structured_content.clone().expect("structured content");
+    assert_eq!(s["error"]["kind"], kind, "{s}");
+    assert!(s["error"]["message"].as_str().is_some_and(|m| m.len() > 20), "{s}");
+    s["error"].clone()
+}
+
+/// All text blocks joined.
+pub fn texts(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The PNG bytes of the image block, if any.
+pub fn image_png(r: &CallToolResult) -> Option<Vec<u8>> {
+    r.content.iter().find_map(|c| c.as_image()).map(|i| {
+        assert_eq!(i.mime_type, "image/png");
+        base64::engine::general_purpose::STANDARD.decode(&i.data).expect("valid base64")
+    })
+}
+
+/// Decodes a QR code PNG to its text.
+pub fn decode_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let (w, h, stride, depth) = (info.width as usize, info.height as usize, info.line_size, info.bit_depth);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| match depth {
+        png::BitDepth::One => {
+            if buf[y * stride + x / 8] & (0x80 >> (x % 8)) != 0 {
+                255
+            } else {
+                0
+            }
+        }
+        _ => buf[y * stride + x],
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "exactly one QR code");
+    grids[0].decode().expect("decodes").1
+}
+
+/// Asserts that no secret appears anywhere in a result or the server's stderr.
+pub fn assert_no_secrets(h: &Harness, results: &[&CallToolResult]) {
+    for r in results {
+        let all = serde_json::to_string(r).unwrap();
+        assert!(!all.contains(SIGN_KEY), "sign key leaked in a result");
+        assert!(!all.contains(&format!("\"{API_KEY}\"")) && !all.contains(&format!("apikey={API_KEY}")), "api key leaked in a result");
+    }
+    let log = h.stderr();
+    assert!(!log.contains(SIGN_KEY), "sign key leaked to stderr");
+    assert!(!log.contains(API_KEY), "api key leaked to stderr:\n{log}");
+}
