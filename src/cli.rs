@@ -1,1 +1,297 @@
-//! The `demo`, `sandbox` and `doctor` commands.
+//! The command line: the stdio MCP server (no subcommand), `demo`, `sandbox` and `doctor`.
+//!
+//! These commands talk to a person, so they print to stdout; the MCP server path never does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::{RoleClient, ServiceExt, service::RunningService};
+use serde_json::{Value, json};
+
+use crate::config::{Config, ExposeSecret, ProviderSettings};
+use crate::payments::Payments;
+use crate::provider::{ErrorKind, OrderRef};
+use crate::sandbox;
+use crate::tools::PaymentServer;
+
+/// An MCP server that lets AI agents take payments through Chinese payment gateways.
+///
+/// With no subcommand it serves MCP over stdio (what MCP clients start). With no PAYMENT_*
+/// credentials it uses an embedded sandbox gateway: no real money.
+#[derive(Debug, Parser)]
+#[command(name = "payment-mcp", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run create → simulated payment → query → refund → refund query on the sandbox, through the
+    /// real MCP tool layer, and print each step. Exits 0 only if every step behaved.
+    Demo,
+    /// Run the sandbox gateway standalone and print its base URL and keys.
+    Sandbox {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Check the configuration, the gateway's reachability and the keys; exit non-zero on a problem.
+    Doctor,
+}
+
+/// An in-process MCP client connected to a [`PaymentServer`] over an in-memory pipe.
+async fn connect(payments: Arc<Payments>) -> Result<RunningService<RoleClient, ()>, String> {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let server = PaymentServer::new(payments);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    ().serve(client_io).await.map_err(|e| format!("cannot connect to the MCP server: {e}"))
+}
+
+async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Result<CallToolResult, String> {
+    let args = args.as_object().cloned().unwrap_or_default();
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .map_err(|e| format!("{tool}: MCP error: {e}"))
+}
+
+/// The structured content of a successful result, or the error text.
+fn structured(tool: &str, r: &CallToolResult) -> Result<Value, String> {
+    let s = r.structured_content.clone().unwrap_or(Value::Null);
+    if r.is_error == Some(true) {
+        return Err(format!("{tool} failed: {}", s["error"]["message"].as_str().unwrap_or("no message")));
+    }
+    Ok(s)
+}
+
+fn field(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+fn expect(what: &str, got: &str, want: &str) -> Result<(), String> {
+    if got == want { Ok(()) } else { Err(format!("{what}: expected {want}, got {got}")) }
+}
+
+/// `payment-mcp demo`.
+pub async fn demo() -> bool {
+    match run_demo().await {
+        Ok(()) => {
+            println!("\nDemo complete: every step behaved. Next: add payment-mcp to your MCP client (see README)."); // stdout-ok
+            true
+        }
+        Err(e) => {
+            println!("\nDEMO FAILED: {e}"); // stdout-ok
+            false
+        }
+    }
+}
+
+async fn run_demo() -> Result<(), String> {
+    let config = Config::from_lookup(|name| match name {
+        "PAYMENT_PROVIDER" => Some("sandbox".into()),
+        "PAYMENT_SANDBOX_REFUND_DELAY_MS" => Some("1000".into()),
+        _ => None,
+    });
+    let payments = Arc::new(Payments::new(config));
+    let client = connect(payments.clone()).await?;
+    let merchant_order_no = format!("DEMO-{}", crate::payments::now_unix());
+    println!("payment-mcp demo — SANDBOX: no real money moves.\n"); // stdout-ok
+
+    println!("1. create_payment_order {{merchant_order_no: {merchant_order_no}, amount: \"12.30\"}}"); // stdout-ok
+    let r = call(
+        &client,
+        "create_payment_order",
+        json!({"merchant_order_no": merchant_order_no, "amount": "12.30", "subject": "Demo coffee"}),
+    )
+    .await?;
+    let created = structured("create_payment_order", &r)?;
+    let order_no = field(&created, "order_no");
+    let pay_url = field(&created, "pay_url");
+    println!("   state={} order_no={order_no} amount={}", field(&created, "state"), field(&created, "amount")); // stdout-ok
+    println!("   pay_url={pay_url}"); // stdout-ok
+    expect("create state", &field(&created, "state"), "pending")?;
+    if r.content.iter().all(|c| c.as_image().is_none()) {
+        return Err("the create result has no QR image block".into());
+    }
+    match crate::qr::to_terminal(&pay_url) {
+        Ok(qr) => println!("{qr}"), // stdout-ok
+        Err(e) => return Err(e.to_string()),
+    }
+
+    println!("2. query_payment_order {{order_no: {order_no}}}"); // stdout-ok
+    let q =
+        structured("query_payment_order", &call(&client, "query_payment_order", json!({"order_no": order_no})).await?)?;
+    println!("   state={} final={}", field(&q, "state"), field(&q, "final")); // stdout-ok
+    expect("query state before paying", &field(&q, "state"), "pending")?;
+
+    println!("3. sandbox_simulate_payment {{order_no: {order_no}, outcome: paid}}  (the payer pays)"); // stdout-ok
+    structured(
+        "sandbox_simulate_payment",
+        &call(&client, "sandbox_simulate_payment", json!({"order_no": order_no, "outcome": "paid"})).await?,
+    )?;
+
+    println!("4. query_payment_order {{order_no: {order_no}}}"); // stdout-ok
+    let q =
+        structured("query_payment_order", &call(&client, "query_payment_order", json!({"order_no": order_no})).await?)?;
+    println!(
+        "   state={} paid_amount={} paid_time={}",
+        field(&q, "state"),
+        field(&q, "paid_amount"),
+        field(&q, "paid_time")
+    ); // stdout-ok
+    expect("query state after paying", &field(&q, "state"), "paid")?;
+    expect("paid amount", &field(&q, "paid_amount"), "12.30")?;
+
+    let mch_refund_no = format!("{merchant_order_no}-RF1");
+    println!(
+        "5. refund_payment_order {{order_no: {order_no}, refund_amount: \"2.30\", mch_refund_no: {mch_refund_no}}}"
+    ); // stdout-ok
+    let rf = structured(
+        "refund_payment_order",
+        &call(
+            &client,
+            "refund_payment_order",
+            json!({"order_no": order_no, "refund_amount": "2.30", "reason": "demo", "mch_refund_no": mch_refund_no}),
+        )
+        .await?,
+    )?;
+    println!("   state={} (accepted is not refunded)", field(&rf, "state")); // stdout-ok
+    expect("refund state", &field(&rf, "state"), "processing")?;
+
+    println!("6. query_refund_status {{order_no: {order_no}, mch_refund_no: {mch_refund_no}}} until final"); // stdout-ok
+    let mut last = String::new();
+    for _ in 0..20 {
+        let s = structured(
+            "query_refund_status",
+            &call(&client, "query_refund_status", json!({"order_no": order_no, "mch_refund_no": mch_refund_no}))
+                .await?,
+        )?;
+        last = field(&s, "state");
+        println!(
+            "   state={last} refund_amount={} refund_time={}",
+            field(&s, "refund_amount"),
+            field(&s, "refund_time")
+        ); // stdout-ok
+        if last != "processing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    expect("refund state after settling", &last, "refunded")?;
+    let _ = client.cancel().await;
+    Ok(())
+}
+
+/// `payment-mcp sandbox --port N`: runs until Ctrl-C.
+pub async fn sandbox(port: u16) -> bool {
+    let config = sandbox::GatewayConfig { port, ..sandbox::GatewayConfig::random_keys() };
+    let gw = match sandbox::Gateway::start(config).await {
+        Ok(gw) => gw,
+        Err(e) => {
+            eprintln!("cannot start the sandbox gateway on port {port}: {e}");
+            return false;
+        }
+    };
+    println!("payment-mcp sandbox gateway (LFWin wire protocol) — no real money"); // stdout-ok
+    println!("  base URL : {}", gw.base_url()); // stdout-ok
+    println!("  API key  : {}", gw.api_key()); // stdout-ok
+    println!("  sign key : {}", gw.sign_key()); // stdout-ok
+    println!("\nPoint another payment-mcp at it:"); // stdout-ok
+    println!(
+        "  PAYMENT_API_BASE_URL={} PAYMENT_API_KEY={} PAYMENT_SIGN_KEY={} payment-mcp",
+        gw.base_url(),
+        gw.api_key(),
+        gw.sign_key()
+    ); // stdout-ok
+    println!("Press Ctrl-C to stop."); // stdout-ok
+    let _ = tokio::signal::ctrl_c().await;
+    gw.shutdown();
+    true
+}
+
+fn mask(secret: &str) -> String {
+    match secret.chars().count() {
+        0 => "(not set)".into(),
+        n if n <= 4 => "****".into(),
+        n => format!("{}…{} ({n} chars)", secret.chars().next().unwrap_or('*'), secret.chars().last().unwrap_or('*')),
+    }
+}
+
+/// `payment-mcp doctor`.
+pub async fn doctor() -> bool {
+    let config = Config::from_env();
+    let mut ok = true;
+    println!("payment-mcp {} doctor\n", env!("CARGO_PKG_VERSION")); // stdout-ok
+    println!("provider        : {}", config.provider.kind()); // stdout-ok
+    match &config.provider {
+        ProviderSettings::Lfwin { base_url, api_key, sign_key } => {
+            println!("base URL        : {base_url}"); // stdout-ok
+            println!("PAYMENT_API_KEY : {}", mask(api_key.expose_secret())); // stdout-ok
+            println!("PAYMENT_SIGN_KEY: {}", mask(sign_key.expose_secret())); // stdout-ok
+        }
+        ProviderSettings::Epay { base_url, merchant_id, key, .. } => {
+            println!("base URL        : {base_url}"); // stdout-ok
+            println!("merchant id     : {merchant_id}"); // stdout-ok
+            println!("PAYMENT_SIGN_KEY: {}", mask(key.expose_secret())); // stdout-ok
+        }
+        ProviderSettings::Sandbox => {
+            println!("                  (no credentials set: embedded sandbox, no real money)")
+        } // stdout-ok
+    }
+    println!("timeout         : {} ms", config.timeout.as_millis()); // stdout-ok
+    println!("read-only       : {}", config.read_only); // stdout-ok
+    if let Some(tools) = &config.tools {
+        println!("tools           : {}", tools.join(", ")); // stdout-ok
+    }
+    println!(); // stdout-ok
+    for p in &config.problems {
+        ok = false;
+        println!("PROBLEM {}: {}", p.variable, p.message); // stdout-ok
+    }
+    if !ok {
+        println!("\nFix the problems above in the MCP client's configuration for payment-mcp."); // stdout-ok
+        return false;
+    }
+    if let ProviderSettings::Lfwin { base_url, .. } = &config.provider {
+        println!("checking {base_url} (DNS, TLS, HTTP) …"); // stdout-ok
+    }
+    let payments = Payments::new(config);
+    // A harmless signed query for an order that cannot exist: 3040 means the keys work.
+    let probe = OrderRef::Platform("000000000000000000000000".into());
+    let verdict = match payments.query(probe).await {
+        Ok(_) => "OK: the gateway answered a signed query; the keys work.".to_owned(),
+        Err(e) => match e.kind {
+            ErrorKind::NotFound => {
+                "OK: the gateway answered a signed query for an unknown order (3040); the keys work.".to_owned()
+            }
+            ErrorKind::Auth => {
+                ok = false;
+                format!("PROBLEM: {}", e.message)
+            }
+            ErrorKind::Transport => {
+                ok = false;
+                format!(
+                    "PROBLEM: the gateway could not be reached: {} Check PAYMENT_API_BASE_URL, DNS, the network and any proxy.",
+                    e.message
+                )
+            }
+            _ => {
+                ok = false;
+                format!("PROBLEM: unexpected answer: {}", e.message)
+            }
+        },
+    };
+    println!("{verdict}"); // stdout-ok
+    ok
+}

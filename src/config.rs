@@ -85,6 +85,8 @@ pub struct Config {
     pub max_refund: Option<Fen>,
     pub max_order: Option<Fen>,
     pub confirm_refunds: bool,
+    /// How long the sandbox takes to settle a refund (`PAYMENT_SANDBOX_REFUND_DELAY_MS`, default 3 s).
+    pub sandbox_refund_delay: Duration,
     pub problems: Vec<Problem>,
 }
 
@@ -124,8 +126,7 @@ impl Config {
         let return_url = parse_url_var(&get, "PAYMENT_RETURN_URL", &mut problems);
 
         let tools = get("PAYMENT_TOOLS").map(|raw| {
-            let names: Vec<String> =
-                raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            let names: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
             for name in &names {
                 if !ALL_TOOLS.contains(&name.as_str()) {
                     problems.push(Problem {
@@ -144,6 +145,19 @@ impl Config {
         let max_refund = parse_amount_var(&get, "PAYMENT_MAX_REFUND_AMOUNT", &mut problems);
         let max_order = parse_amount_var(&get, "PAYMENT_MAX_ORDER_AMOUNT", &mut problems);
 
+        let sandbox_refund_delay = match get("PAYMENT_SANDBOX_REFUND_DELAY_MS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(3),
+            Some(Ok(ms)) if ms <= 600_000 => Duration::from_millis(ms),
+            Some(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_SANDBOX_REFUND_DELAY_MS",
+                    message: "PAYMENT_SANDBOX_REFUND_DELAY_MS must be milliseconds from 0 to 600000".into(),
+                    money_moving_only: false,
+                });
+                Duration::from_secs(3)
+            }
+        };
+
         let provider = resolve_provider(&get, allow_insecure, &mut problems);
 
         Config {
@@ -156,6 +170,7 @@ impl Config {
             max_refund,
             max_order,
             confirm_refunds,
+            sandbox_refund_delay,
             problems,
         }
     }
@@ -207,11 +222,7 @@ fn parse_url_var(
     match check_callback_url(&raw) {
         Ok(()) => Some(raw),
         Err(why) => {
-            problems.push(Problem {
-                variable: name,
-                message: format!("{name} {why}"),
-                money_moving_only: true,
-            });
+            problems.push(Problem { variable: name, message: format!("{name} {why}"), money_moving_only: true });
             None
         }
     }
@@ -263,7 +274,9 @@ pub fn check_base_url(raw: &str, allow_insecure: bool) -> Result<String, String>
         return Err(format!("PAYMENT_API_BASE_URL `{raw}` has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("PAYMENT_API_BASE_URL must not carry credentials; keys go in PAYMENT_API_KEY/PAYMENT_SIGN_KEY".into());
+        return Err(
+            "PAYMENT_API_BASE_URL must not carry credentials; keys go in PAYMENT_API_KEY/PAYMENT_SIGN_KEY".into()
+        );
     }
     match url.scheme() {
         "https" => {}
@@ -318,7 +331,11 @@ fn resolve_provider(
     };
 
     let mut missing = |name: &'static str, why: &str| {
-        problems.push(Problem { variable: name, message: format!("{name} is not set; {why}"), money_moving_only: false });
+        problems.push(Problem {
+            variable: name,
+            message: format!("{name} is not set; {why}"),
+            money_moving_only: false,
+        });
     };
     let base_url = |default: Option<&str>, problems: &mut Vec<Problem>| -> String {
         let raw = base.clone().or(default.map(str::to_owned)).unwrap_or_default();
@@ -355,7 +372,10 @@ fn resolve_provider(
                 missing("PAYMENT_SIGN_KEY", "set it to your epay merchant key");
             }
             if base.is_none() {
-                missing("PAYMENT_API_BASE_URL", "epay gateways have no default; set it to your gateway's https base URL");
+                missing(
+                    "PAYMENT_API_BASE_URL",
+                    "epay gateways have no default; set it to your gateway's https base URL",
+                );
             }
             let base_url = if base.is_some() { base_url(None, problems) } else { String::new() };
             let api_style = match get("PAYMENT_EPAY_API_STYLE").map(|s| s.to_ascii_lowercase()).as_deref() {
@@ -421,7 +441,9 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback_or_when_allowed() {
-        assert!(check_base_url("http://127.0.0.1:8080/prefix/", false).is_ok_and(|u| u == "http://127.0.0.1:8080/prefix"));
+        assert!(
+            check_base_url("http://127.0.0.1:8080/prefix/", false).is_ok_and(|u| u == "http://127.0.0.1:8080/prefix")
+        );
         assert!(check_base_url("http://[::1]:9", false).is_ok());
         assert!(check_base_url("http://localhost", false).is_ok());
         assert!(check_base_url("http://api2uat.lfwin.com", false).is_err());
@@ -442,7 +464,9 @@ mod tests {
             ("PAYMENT_READ_ONLY", "maybe"),
         ]);
         let vars: Vec<_> = c.problems.iter().map(|p| p.variable).collect();
-        for v in ["PAYMENT_API_BASE_URL", "PAYMENT_REQUEST_TIMEOUT_MS", "PAYMENT_MAX_REFUND_AMOUNT", "PAYMENT_READ_ONLY"] {
+        for v in
+            ["PAYMENT_API_BASE_URL", "PAYMENT_REQUEST_TIMEOUT_MS", "PAYMENT_MAX_REFUND_AMOUNT", "PAYMENT_READ_ONLY"]
+        {
             assert!(vars.contains(&v), "{v} missing from {vars:?}");
         }
         let debug = format!("{c:?}");
@@ -453,7 +477,8 @@ mod tests {
 
     #[test]
     fn tool_allow_list_and_read_only() {
-        let c = config(&[("PAYMENT_TOOLS", "query_payment_order, create_payment_order"), ("PAYMENT_READ_ONLY", "true")]);
+        let c =
+            config(&[("PAYMENT_TOOLS", "query_payment_order, create_payment_order"), ("PAYMENT_READ_ONLY", "true")]);
         assert!(c.tool_enabled("query_payment_order"));
         assert!(!c.tool_enabled("create_payment_order"));
         assert!(!c.tool_enabled("refund_payment_order"));

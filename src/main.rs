@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::Parser;
+use payment_mcp::cli::{self, Cli, Command};
 use payment_mcp::config::Config;
 use payment_mcp::payments::Payments;
 use payment_mcp::tools::PaymentServer;
@@ -10,6 +12,7 @@ use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -18,7 +21,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve())
+    let ok = runtime.block_on(async {
+        match cli.command {
+            None => serve().await,
+            Some(Command::Demo) => cli::demo().await,
+            Some(Command::Sandbox { port }) => cli::sandbox(port).await,
+            Some(Command::Doctor) => cli::doctor().await,
+        }
+    });
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// Logs go to stderr only: stdout carries JSON-RPC. The filter comes from `PAYMENT_LOG`.
@@ -27,27 +38,29 @@ fn init_logging() {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
 }
 
-async fn serve() -> ExitCode {
+async fn serve() -> bool {
     let config = Config::from_env();
     for problem in &config.problems {
         tracing::warn!(variable = problem.variable, "configuration problem: {}", problem.message);
     }
     let payments = Arc::new(Payments::new(config));
     if payments.is_sandbox() {
-        tracing::warn!("SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)");
+        tracing::warn!(
+            "SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)"
+        );
     }
     let server = PaymentServer::new(payments);
     match server.serve(rmcp::transport::stdio()).await {
         Ok(running) => match running.waiting().await {
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!("the MCP session ended with an error: {e}");
-                ExitCode::FAILURE
+                false
             }
         },
         Err(e) => {
             tracing::error!("the MCP session could not start: {e}");
-            ExitCode::FAILURE
+            false
         }
     }
 }

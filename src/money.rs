@@ -75,10 +75,7 @@ impl Fen {
         match value {
             Value::Number(n) => Fen::parse_yuan(&n.to_string()),
             Value::String(s) => Fen::parse_yuan(s),
-            other => Err(format!(
-                "expected a number or a string in yuan such as 12.30, got {}",
-                json_type(other)
-            )),
+            other => Err(format!("expected a number or a string in yuan such as 12.30, got {}", json_type(other))),
         }
     }
 
@@ -132,9 +129,30 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         for bad in [
-            "0.001", "-1", "0", "0.00", "1e2", "1E2", "12.345", "NaN", "nan", "inf", "Infinity", "",
-            " ", "100000000.01", "100000001", "99999999999999999999", "1.", ".5", "1,00", "+1", "0x10",
-            "1 2", "１２", "1.2.3",
+            "0.001",
+            "-1",
+            "0",
+            "0.00",
+            "1e2",
+            "1E2",
+            "12.345",
+            "NaN",
+            "nan",
+            "inf",
+            "Infinity",
+            "",
+            " ",
+            "100000000.01",
+            "100000001",
+            "99999999999999999999",
+            "1.",
+            ".5",
+            "1,00",
+            "+1",
+            "0x10",
+            "1 2",
+            "１２",
+            "1.2.3",
         ] {
             assert!(Fen::parse_yuan(bad).is_err(), "{bad:?} should be refused");
         }

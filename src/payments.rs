@@ -14,8 +14,8 @@ use crate::config::{Config, ProviderSettings};
 use crate::money::Fen;
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
-    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, ProviderKind,
-    RefundAccepted, RefundQuery, RefundRequest, RefundState, RefundStatus,
+    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, ProviderKind, RefundAccepted,
+    RefundQuery, RefundRequest, RefundState, RefundStatus,
 };
 use crate::sandbox;
 
@@ -72,10 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Unix seconds now.
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 impl Payments {
@@ -115,7 +112,11 @@ impl Payments {
         }
         self.sandbox
             .get_or_init(|| async {
-                match sandbox::Gateway::start(sandbox::GatewayConfig::random_keys()).await {
+                let config = sandbox::GatewayConfig {
+                    refund_settle_delay: self.config.sandbox_refund_delay,
+                    ..sandbox::GatewayConfig::random_keys()
+                };
+                match sandbox::Gateway::start(config).await {
                     Ok(gw) => {
                         tracing::warn!(base_url = %gw.base_url(), "SANDBOX: no real money; payments go to an embedded simulated gateway");
                         Some(gw)
@@ -140,12 +141,19 @@ impl Payments {
     async fn build_gateway(&self) -> Result<Arc<dyn Gateway>, GatewayError> {
         let timeout = self.config.timeout;
         match &self.config.provider {
-            ProviderSettings::Lfwin { base_url, api_key, sign_key } => {
-                Ok(Arc::new(LfwinClient::new(base_url, api_key.clone(), sign_key.clone(), timeout, ProviderKind::Lfwin)?))
-            }
+            ProviderSettings::Lfwin { base_url, api_key, sign_key } => Ok(Arc::new(LfwinClient::new(
+                base_url,
+                api_key.clone(),
+                sign_key.clone(),
+                timeout,
+                ProviderKind::Lfwin,
+            )?)),
             ProviderSettings::Sandbox => {
                 let Some(gw) = self.sandbox().await else {
-                    return Err(GatewayError::new(ErrorKind::Config, "The sandbox gateway could not start (see the server's stderr log). Set PAYMENT_API_KEY and PAYMENT_SIGN_KEY to use LFWin instead."));
+                    return Err(GatewayError::new(
+                        ErrorKind::Config,
+                        "The sandbox gateway could not start (see the server's stderr log). Set PAYMENT_API_KEY and PAYMENT_SIGN_KEY to use LFWin instead.",
+                    ));
                 };
                 Ok(Arc::new(LfwinClient::new(
                     &gw.base_url(),
@@ -168,13 +176,16 @@ impl Payments {
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
     pub async fn create(&self, mut request: CreateRequest) -> Result<CreateOutcome, GatewayError> {
-        if let Some(max) = self.config.max_order {
-            if request.amount > max {
-                return Err(GatewayError::new(
-                    ErrorKind::InvalidInput,
-                    format!("The amount {} is above this server's limit of {} (PAYMENT_MAX_ORDER_AMOUNT); nothing was sent.", request.amount, max),
-                ));
-            }
+        if let Some(max) = self.config.max_order
+            && request.amount > max
+        {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "The amount {} is above this server's limit of {} (PAYMENT_MAX_ORDER_AMOUNT); nothing was sent.",
+                    request.amount, max
+                ),
+            ));
         }
         if request.notify_url.is_none() {
             request.notify_url = self.config.notify_url.clone();
@@ -189,13 +200,21 @@ impl Payments {
                 if known.amount != request.amount {
                     return Err(GatewayError::new(
                         ErrorKind::InvalidInput,
-                        format!("merchant_order_no {} was already used for an order of {}; this call asked for {}. Use a new merchant_order_no for a different sale, or the same amount to get the existing order back.", request.merchant_order_no, known.amount, request.amount),
+                        format!(
+                            "merchant_order_no {} was already used for an order of {}; this call asked for {}. Use a new merchant_order_no for a different sale, or the same amount to get the existing order back.",
+                            request.merchant_order_no, known.amount, request.amount
+                        ),
                     ));
                 }
                 if let Some(created) = &known.created {
                     let mut replay = request.clone();
                     replay.order_time = known.order_time;
-                    return Ok(CreateOutcome { request: replay, order: created.clone(), replayed: true, recovered: None });
+                    return Ok(CreateOutcome {
+                        request: replay,
+                        order: created.clone(),
+                        replayed: true,
+                        recovered: None,
+                    });
                 }
                 // An earlier attempt's outcome is unknown: reuse its order_time and ask again.
                 request.order_time = known.order_time;
@@ -213,7 +232,9 @@ impl Payments {
                 }
                 Ok(CreateOutcome { request, order, replayed: false, recovered: None })
             }
-            Err(err) if err.kind == ErrorKind::OutcomeUnknown => self.settle_create(gateway.as_ref(), request, err).await,
+            Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
+                self.settle_create(gateway.as_ref(), request, err).await
+            }
             Err(err) => {
                 if !matches!(err.kind, ErrorKind::Gateway) {
                     // Refused for sure: forget it, so a corrected retry is not mistaken for a repeat.
@@ -261,10 +282,10 @@ impl Payments {
     /// Configuration, the gateway's answer, or transport faults.
     pub async fn query(&self, mut order: OrderRef) -> Result<OrderStatus, GatewayError> {
         let gateway = self.gateway(false).await?;
-        if let OrderRef::Merchant { merchant_order_no, order_time } = &mut order {
-            if order_time.is_none() {
-                *order_time = lock(&self.orders).get(merchant_order_no.as_str()).map(|k| k.order_time);
-            }
+        if let OrderRef::Merchant { merchant_order_no, order_time } = &mut order
+            && order_time.is_none()
+        {
+            *order_time = lock(&self.orders).get(merchant_order_no.as_str()).map(|k| k.order_time);
         }
         gateway.query_order(&order).await
     }
@@ -279,13 +300,16 @@ impl Payments {
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        if let Some(max) = self.config.max_refund {
-            if request.amount > max {
-                return Err(GatewayError::new(
-                    ErrorKind::InvalidInput,
-                    format!("The refund amount {} is above this server's limit of {} (PAYMENT_MAX_REFUND_AMOUNT); nothing was sent.", request.amount, max),
-                ));
-            }
+        if let Some(max) = self.config.max_refund
+            && request.amount > max
+        {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "The refund amount {} is above this server's limit of {} (PAYMENT_MAX_REFUND_AMOUNT); nothing was sent.",
+                    request.amount, max
+                ),
+            ));
         }
         let gateway = self.gateway(true).await?;
         {
@@ -294,7 +318,10 @@ impl Payments {
                 if known.order_no != request.order_no || known.amount != request.amount {
                     return Err(GatewayError::new(
                         ErrorKind::InvalidInput,
-                        format!("mch_refund_no {} was already used for a refund of {} on order {}; use a new mch_refund_no for a different refund.", request.mch_refund_no, known.amount, known.order_no),
+                        format!(
+                            "mch_refund_no {} was already used for a refund of {} on order {}; use a new mch_refund_no for a different refund.",
+                            request.mch_refund_no, known.amount, known.order_no
+                        ),
                     ));
                 }
                 if let Some(accepted) = &known.accepted {
@@ -315,19 +342,30 @@ impl Payments {
                 Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
-                let query = RefundQuery { order_no: request.order_no.clone(), mch_refund_no: Some(request.mch_refund_no.clone()) };
+                let query = RefundQuery {
+                    order_no: request.order_no.clone(),
+                    mch_refund_no: Some(request.mch_refund_no.clone()),
+                };
                 let found = gateway.query_refund(&query).await.ok().and_then(|status| {
-                    status.records.into_iter().find(|r| r.mch_refund_no.as_deref() == Some(request.mch_refund_no.as_str()))
+                    status
+                        .records
+                        .into_iter()
+                        .find(|r| r.mch_refund_no.as_deref() == Some(request.mch_refund_no.as_str()))
                 });
                 match found {
                     Some(record) => {
                         let accepted = RefundAccepted {
-                            state: if record.state == RefundState::Unknown { RefundState::Processing } else { record.state },
+                            state: if record.state == RefundState::Unknown {
+                                RefundState::Processing
+                            } else {
+                                record.state
+                            },
                             refund_no: record.refund_no,
                             mch_refund_no: request.mch_refund_no.clone(),
                             order_no: Some(request.order_no.clone()),
                             raw_status: record.raw_refund_status.unwrap_or_default(),
-                            message: "The refund reply was lost, but a refund query found the refund on the gateway.".into(),
+                            message: "The refund reply was lost, but a refund query found the refund on the gateway."
+                                .into(),
                         };
                         if let Some(known) = lock(&self.refunds).get_mut(&request.mch_refund_no) {
                             known.accepted = Some(accepted.clone());
@@ -364,7 +402,10 @@ impl Payments {
     /// Outside the sandbox, or for an unknown or already final order.
     pub async fn simulate_payment(&self, order_no: &str, paid: bool) -> Result<(), GatewayError> {
         let Some(gw) = self.sandbox().await else {
-            return Err(GatewayError::new(ErrorKind::Config, "sandbox_simulate_payment only works with the sandbox provider."));
+            return Err(GatewayError::new(
+                ErrorKind::Config,
+                "sandbox_simulate_payment only works with the sandbox provider.",
+            ));
         };
         gw.simulate_payment(order_no, paid).map_err(|m| GatewayError::new(ErrorKind::NotFound, m))
     }

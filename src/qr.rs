@@ -41,8 +41,8 @@ pub struct QrError(String);
 /// # Errors
 /// When the content does not fit in a QR code (over about 2,300 bytes at level M).
 pub fn render(content: &str) -> Result<QrImage, QrError> {
-    let code = QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M)
-        .map_err(|e| QrError(e.to_string()))?;
+    let code =
+        QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M).map_err(|e| QrError(e.to_string()))?;
     let modules = code.width();
     let colors = code.to_colors();
     let side = (modules + 2 * QUIET_ZONE) * SCALE;
@@ -72,9 +72,7 @@ pub fn render(content: &str) -> Result<QrImage, QrError> {
 }
 
 fn encode_png(side: usize, packed: &[u8]) -> Result<Vec<u8>, png::EncodingError> {
-    let side = u32::try_from(side).map_err(|_| {
-        png::EncodingError::LimitsExceeded
-    })?;
+    let side = u32::try_from(side).map_err(|_| png::EncodingError::LimitsExceeded)?;
     let mut out = Vec::with_capacity(1024);
     {
         let mut encoder = png::Encoder::new(&mut out, side, side);
@@ -94,8 +92,8 @@ fn encode_png(side: usize, packed: &[u8]) -> Result<Vec<u8>, png::EncodingError>
 /// # Errors
 /// As [`render`].
 pub fn to_terminal(content: &str) -> Result<String, QrError> {
-    let code = QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M)
-        .map_err(|e| QrError(e.to_string()))?;
+    let code =
+        QrCode::with_error_correction_level(content.as_bytes(), EcLevel::M).map_err(|e| QrError(e.to_string()))?;
     let n = code.width();
     let colors = code.to_colors();
     let q = 2; // a smaller quiet zone is enough on a terminal
@@ -144,7 +142,8 @@ mod tests {
     #[test]
     fn png_decodes_to_exactly_the_content_and_stays_small() {
         for len in [20usize, 100, 300] {
-            let content: String = format!("https://pay.example.com/cashier?o={}", "a1B2-_.~".repeat(60))[..len].to_string();
+            let content: String =
+                format!("https://pay.example.com/cashier?o={}", "a1B2-_.~".repeat(60))[..len].to_string();
             let qr = render(&content).unwrap();
             assert_eq!(decode(&qr.png), content);
             if len == 100 {

@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{
-    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, PaymentState,
-    ProviderKind, RefundAccepted, RefundQuery, RefundRecord, RefundRequest, RefundState, RefundStatus,
+    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, PaymentState, ProviderKind,
+    RefundAccepted, RefundQuery, RefundRecord, RefundRequest, RefundState, RefundStatus,
 };
 use crate::config::{ExposeSecret, SecretString};
 use crate::money::Fen;
@@ -77,7 +77,11 @@ impl LfwinClient {
         let response = match self.http.post(&url).form(&form).send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() && !e.is_timeout() => {
-                return Err(CallError::NotSent(format!("could not connect to the gateway at {}: {}", self.base_url, root_cause(&e))));
+                return Err(CallError::NotSent(format!(
+                    "could not connect to the gateway at {}: {}",
+                    self.base_url,
+                    root_cause(&e)
+                )));
             }
             Err(e) if e.is_timeout() => return Err(CallError::NoReply("the gateway did not answer in time".into())),
             Err(e) => return Err(CallError::NoReply(format!("the connection failed: {}", root_cause(&e)))),
@@ -85,7 +89,9 @@ impl LfwinClient {
         let status = response.status();
         let body = match response.text().await {
             Ok(b) => b,
-            Err(e) if e.is_timeout() => return Err(CallError::NoReply("the gateway did not finish its reply in time".into())),
+            Err(e) if e.is_timeout() => {
+                return Err(CallError::NoReply("the gateway did not finish its reply in time".into()));
+            }
             Err(e) => return Err(CallError::NoReply(format!("the reply was cut off: {}", root_cause(&e)))),
         };
         if status.is_server_error() {
@@ -152,9 +158,10 @@ impl CallError {
     /// As an error for a read-only call: nothing can have changed, so every fault is plain.
     fn for_query(self) -> GatewayError {
         match self {
-            CallError::NotSent(m) | CallError::NoReply(m) => {
-                GatewayError::new(ErrorKind::Transport, format!("{}. Nothing changed; try the query again shortly.", sentence(&m)))
-            }
+            CallError::NotSent(m) | CallError::NoReply(m) => GatewayError::new(
+                ErrorKind::Transport,
+                format!("{}. Nothing changed; try the query again shortly.", sentence(&m)),
+            ),
             CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, sentence(&m)),
             CallError::BadSignature => bad_signature(),
         }
@@ -201,18 +208,22 @@ impl Reply {
     pub fn parse(body: &str, sign_key: &str) -> Result<Reply, CallError> {
         let fields: Map<String, Value> = match serde_json::from_str(body) {
             Ok(Value::Object(m)) => m,
-            _ => return Err(CallError::NoReply(format!("the gateway's reply was not a JSON object ({})", snippet(body)))),
+            _ => {
+                return Err(CallError::NoReply(format!(
+                    "the gateway's reply was not a JSON object ({})",
+                    snippet(body)
+                )));
+            }
         };
         let status = fields.get("status").and_then(text).unwrap_or_default();
         if status.is_empty() {
             return Err(CallError::NoReply(format!("the gateway's reply had no status ({})", snippet(body))));
         }
-        if status == "10000" {
-            if let Some(given) = fields.get("sign").and_then(text) {
-                if !reply_signature_ok(body, &fields, &given, sign_key) {
-                    return Err(CallError::BadSignature);
-                }
-            }
+        if status == "10000"
+            && let Some(given) = fields.get("sign").and_then(text)
+            && !reply_signature_ok(body, &fields, &given, sign_key)
+        {
+            return Err(CallError::BadSignature);
         }
         Ok(Reply { status, fields })
     }
@@ -332,11 +343,15 @@ fn status_error(reply: &Reply, money_moving: Option<(&str, &str)>) -> GatewayErr
     let err = match classify(&code) {
         StatusClass::BadApiKey => GatewayError::new(
             ErrorKind::Auth,
-            format!("The gateway rejected the API key ({said}). Stop and fix PAYMENT_API_KEY in the MCP client's configuration; retrying will not help."),
+            format!(
+                "The gateway rejected the API key ({said}). Stop and fix PAYMENT_API_KEY in the MCP client's configuration; retrying will not help."
+            ),
         ),
         StatusClass::BadSignature => GatewayError::new(
             ErrorKind::Auth,
-            format!("The gateway rejected the request signature ({said}). Stop and fix PAYMENT_SIGN_KEY in the MCP client's configuration; retrying will not help."),
+            format!(
+                "The gateway rejected the request signature ({said}). Stop and fix PAYMENT_SIGN_KEY in the MCP client's configuration; retrying will not help."
+            ),
         ),
         StatusClass::TooFrequent => GatewayError::new(
             ErrorKind::RateLimited,
@@ -345,7 +360,9 @@ fn status_error(reply: &Reply, money_moving: Option<(&str, &str)>) -> GatewayErr
         StatusClass::UpstreamTimeout => match money_moving {
             Some((what, next)) => GatewayError::new(
                 ErrorKind::OutcomeUnknown,
-                format!("The gateway timed out upstream ({said}), so it is unknown whether the {what} went through. {next}"),
+                format!(
+                    "The gateway timed out upstream ({said}), so it is unknown whether the {what} went through. {next}"
+                ),
             ),
             None => GatewayError::new(
                 ErrorKind::Gateway,
@@ -386,10 +403,15 @@ pub fn parse_create(reply: &Reply) -> Result<CreatedOrder, GatewayError> {
     let nested = data_obj.and_then(|d| d.get("data")).and_then(Value::as_object);
     let pay_url = match data {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => [data_obj, nested].into_iter().flatten().find_map(|obj| {
-            URL_KEYS.iter().find_map(|k| obj.get(*k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()))
-        })
-        .map(str::to_owned),
+        _ => [data_obj, nested]
+            .into_iter()
+            .flatten()
+            .find_map(|obj| {
+                URL_KEYS
+                    .iter()
+                    .find_map(|k| obj.get(*k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()))
+            })
+            .map(str::to_owned),
     };
     let platform_order_no = reply.get("orderid").or_else(|| {
         [data_obj, nested]
@@ -424,9 +446,10 @@ const REFUND_UNKNOWN_NEXT: &str = "Do not send a refund with a new mch_refund_no
 /// Any status but `10000` (and `3040` on a merchant-number query, which is a pending order).
 pub fn parse_query(reply: &Reply, order: &OrderRef) -> Result<OrderStatus, GatewayError> {
     let class = classify(&reply.status);
-    if class == StatusClass::OrderNotFound {
-        if let OrderRef::Merchant { merchant_order_no, order_time } = order {
-            return Ok(OrderStatus {
+    if class == StatusClass::OrderNotFound
+        && let OrderRef::Merchant { merchant_order_no, order_time } = order
+    {
+        return Ok(OrderStatus {
                 state: PaymentState::Pending,
                 platform_order_no: None,
                 merchant_order_no: Some(merchant_order_no.clone()),
@@ -441,7 +464,6 @@ pub fn parse_query(reply: &Reply, order: &OrderRef) -> Result<OrderStatus, Gatew
                     "The gateway has no platform order for this merchant order number yet (status 3040). LFWin creates it when the payer opens the cashier page, so this is normal right after creation; query again in a few seconds.".into(),
                 ),
             });
-        }
     }
     if class != StatusClass::Ok {
         return Err(status_error(reply, None));
@@ -599,7 +621,9 @@ impl Gateway for LfwinClient {
                 let Some(t) = order_time else {
                     return Err(GatewayError::new(
                         ErrorKind::InvalidInput,
-                        format!("LFWin needs order_time (Unix seconds of the order's creation; any second of that month works) to find merchant order {merchant_order_no}; this server did not create it, so pass order_time or query by order_no."),
+                        format!(
+                            "LFWin needs order_time (Unix seconds of the order's creation; any second of that month works) to find merchant order {merchant_order_no}; this server did not create it, so pass order_time or query by order_no."
+                        ),
                     ));
                 };
                 fields.push(("mch_orderid", merchant_order_no.clone()));
@@ -693,7 +717,10 @@ mod tests {
         assert_eq!((c.pay_url.as_deref(), c.platform_order_no.as_deref()), (Some("https://p.example/x"), Some("O-9")));
         let body = r#"{"status":"10000","data":{"data":{"cashier_url":"https://p.example/y","orderNo":12345}}}"#;
         let c = parse_create(&reply(body)).unwrap();
-        assert_eq!((c.pay_url.as_deref(), c.platform_order_no.as_deref()), (Some("https://p.example/y"), Some("12345")));
+        assert_eq!(
+            (c.pay_url.as_deref(), c.platform_order_no.as_deref()),
+            (Some("https://p.example/y"), Some("12345"))
+        );
         let body = r#"{"status":"10000","data":{"something":"else"}}"#;
         assert_eq!(parse_create(&reply(body)).unwrap_err().kind, ErrorKind::Gateway);
     }
@@ -715,7 +742,9 @@ mod tests {
         let compact = r#"{"pay_url":"https://p.example/z","orderid":"O-1"}"#;
         let fields = [("status", "10000"), ("data", compact)];
         let sig = sign::lfwin_sign(&fields, KEY);
-        let body = format!("{{\n  \"status\": \"10000\",\n  \"data\": {{ \"pay_url\": \"https://p.example/z\", \"orderid\": \"O-1\" }},\n  \"sign\": \"{sig}\"\n}}");
+        let body = format!(
+            "{{\n  \"status\": \"10000\",\n  \"data\": {{ \"pay_url\": \"https://p.example/z\", \"orderid\": \"O-1\" }},\n  \"sign\": \"{sig}\"\n}}"
+        );
         assert!(Reply::parse(&body, KEY).is_ok());
     }
 
@@ -735,7 +764,11 @@ mod tests {
         assert_eq!(q.state, PaymentState::Paid);
         assert_eq!(q.paid_amount, Some(Fen(10)));
         assert_eq!(q.paid_time, Some(1_567_757_386));
-        let q = parse_query(&reply(r#"{"status":"10000","paystatus":"0","paymoney":"1.00","paytime":"0"}"#), &merchant_ref()).unwrap();
+        let q = parse_query(
+            &reply(r#"{"status":"10000","paystatus":"0","paymoney":"1.00","paytime":"0"}"#),
+            &merchant_ref(),
+        )
+        .unwrap();
         assert_eq!((q.state, q.paid_time, q.paid_amount), (PaymentState::Pending, None, None));
         let q = parse_query(&reply(r#"{"status":10000,"paystatus":2}"#), &merchant_ref()).unwrap();
         assert_eq!(q.state, PaymentState::Failed);
@@ -796,7 +829,8 @@ mod tests {
 
     #[test]
     fn refund_acceptance_is_processing_never_refunded() {
-        let a = parse_refund(&reply(r#"{"status":"4001","refund_no":"R9","message":"processing"}"#), &refund_req()).unwrap();
+        let a = parse_refund(&reply(r#"{"status":"4001","refund_no":"R9","message":"processing"}"#), &refund_req())
+            .unwrap();
         assert_eq!((a.state, a.mch_refund_no.as_str()), (RefundState::Processing, "RF-2"));
         let a = parse_refund(&reply(r#"{"status":"10000"}"#), &refund_req()).unwrap();
         assert_eq!(a.state, RefundState::Processing);
@@ -812,7 +846,10 @@ mod tests {
         let rf2 = s.records.iter().find(|r| r.mch_refund_no.as_deref() == Some("RF-2")).unwrap();
         assert_eq!((rf2.state, rf2.amount), (RefundState::Processing, Some(Fen(200))));
         let rf1 = s.records.iter().find(|r| r.mch_refund_no.as_deref() == Some("RF-1")).unwrap();
-        assert_eq!((rf1.state, rf1.amount, rf1.refund_time), (RefundState::Refunded, Some(Fen(100)), Some(1_700_000_100)));
+        assert_eq!(
+            (rf1.state, rf1.amount, rf1.refund_time),
+            (RefundState::Refunded, Some(Fen(100)), Some(1_700_000_100))
+        );
         // is_refund=2 alone is not success.
         let body = r#"{"status":"10000","lists":[{"mch_refund_no":"A","is_refund":"2","refund_status":"0"}]}"#;
         assert_eq!(parse_refund_query(&reply(body), &q).unwrap().records[0].state, RefundState::Processing);

@@ -237,10 +237,7 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        let retryable = matches!(
-            kind,
-            ErrorKind::RateLimited | ErrorKind::Transport | ErrorKind::OutcomeUnknown
-        );
+        let retryable = matches!(kind, ErrorKind::RateLimited | ErrorKind::Transport | ErrorKind::OutcomeUnknown);
         GatewayError { kind, code: None, message: message.into(), retryable }
     }
 

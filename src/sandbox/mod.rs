@@ -122,7 +122,7 @@ impl Shared {
     }
 
     /// See [`Gateway::simulate_payment`].
-    pub(crate) fn simulate_payment(&self, order_no: &str, paid: bool) -> Result<(), String> {
+    pub(crate) fn simulate_payment(self: &Arc<Self>, order_no: &str, paid: bool) -> Result<(), String> {
         let order = self.lock().simulate_payment(order_no, paid, now())?;
         tracing::info!(orderid = %order.orderid, paid, "sandbox: payment simulated");
         self.notify(&order);
@@ -131,19 +131,10 @@ impl Shared {
 
     /// Posts a signed payment notification to the order's `notify_url` when it is on this machine
     /// (the sandbox never calls out to the internet). Errors are logged and ignored.
-    fn notify(&self, order: &Order) {
+    fn notify(self: &Arc<Self>, order: &Order) {
         if !is_loopback_url(&order.notify_url) {
             return;
         }
-        let client = self.notifier.get_or_init(|| {
-            reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| tracing::warn!(error = %e, "sandbox: no HTTP client for notifications"))
-                .ok()
-        });
-        let Some(client) = client.clone() else { return };
         let mut fields: Vec<(String, String)> = vec![
             ("buyer_account".into(), order.buyer_account.clone()),
             ("mch_orderid".into(), order.mch_orderid.clone()),
@@ -159,7 +150,17 @@ impl Shared {
         let sign = crate::sign::lfwin_sign(&fields, &self.config.sign_key);
         fields.push(("sign".into(), sign));
         let url = order.notify_url.clone();
+        let shared = Arc::clone(self);
         self.runtime.spawn(async move {
+            let client = shared.notifier.get_or_init(|| {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| tracing::warn!(error = %e, "sandbox: no HTTP client for notifications"))
+                    .ok()
+            });
+            let Some(client) = client.clone() else { return };
             match client.post(&url).form(&fields).send().await {
                 Ok(r) => tracing::debug!(%url, status = %r.status(), "sandbox: notification sent"),
                 Err(e) => tracing::warn!(%url, error = %e, "sandbox: notification failed"),

@@ -187,7 +187,11 @@ fn fields(args: &Map<String, Value>, accepted: &[&str]) -> Result<Map<String, Va
         return Err(invalid(format!(
             "Unknown argument{} {}; accepted arguments: {}. Nothing was sent.",
             if unknown.len() > 1 { "s" } else { "" },
-            unknown.iter().map(|k| format!("`{}`", k.chars().take(64).collect::<String>())).collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .map(|k| format!("`{}`", k.chars().take(64).collect::<String>()))
+                .collect::<Vec<_>>()
+                .join(", "),
             accepted.join(", ")
         )));
     }
@@ -230,10 +234,15 @@ fn order_no(value: &str) -> Result<String, GatewayError> {
 /// Free text: at most `max` characters, no control characters.
 fn text(name: &str, value: &str, max: usize) -> Result<String, GatewayError> {
     if value.chars().count() > max {
-        return Err(invalid(format!("`{name}` is {} characters long; the limit is {max}. Nothing was sent.", value.chars().count())));
+        return Err(invalid(format!(
+            "`{name}` is {} characters long; the limit is {max}. Nothing was sent.",
+            value.chars().count()
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(invalid(format!("`{name}` contains control characters (such as newlines); remove them. Nothing was sent.")));
+        return Err(invalid(format!(
+            "`{name}` contains control characters (such as newlines); remove them. Nothing was sent."
+        )));
     }
     Ok(value.to_owned())
 }
@@ -244,7 +253,8 @@ fn url(name: &str, value: &str) -> Result<String, GatewayError> {
 }
 
 fn amount(f: &Map<String, Value>, name: &str) -> Result<Fen, GatewayError> {
-    let value = f.get(name).ok_or_else(|| invalid(format!("`{name}` is required, in yuan, e.g. 12.30. Nothing was sent.")))?;
+    let value =
+        f.get(name).ok_or_else(|| invalid(format!("`{name}` is required, in yuan, e.g. 12.30. Nothing was sent.")))?;
     Fen::from_json(value).map_err(|why| invalid(format!("`{name}`: {why}. Nothing was sent.")))
 }
 
@@ -261,7 +271,10 @@ pub fn parse_create(args: &Map<String, Value>) -> Result<Create, GatewayError> {
     let subject = string(&f, "subject")?.map(|s| text("subject", s, 128)).transpose()?;
     let pay_type = string(&f, "pay_type")?
         .map(|s| {
-            if !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            if !s.is_empty()
+                && s.len() <= 32
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
                 Ok(s.to_owned())
             } else {
                 Err(invalid("`pay_type` must be a lowercase identifier such as alipay or wxpay. Nothing was sent."))
@@ -294,7 +307,12 @@ fn unix_seconds(v: &Value) -> Result<i64, GatewayError> {
     let text = match v {
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().to_owned(),
-        other => return Err(invalid(format!("`order_time` must be Unix seconds, not {}. Nothing was sent.", json_type(other)))),
+        other => {
+            return Err(invalid(format!(
+                "`order_time` must be Unix seconds, not {}. Nothing was sent.",
+                json_type(other)
+            )));
+        }
     };
     match text.parse::<i64>() {
         // 2000-01-01 .. 2100-01-01: anything else is not a creation time (milliseconds, say).
@@ -369,7 +387,10 @@ mod tests {
         let c = parse_create(&obj(json!({"merchant_order_no": "A-1.x_2", "amount": 12.30, "subject": null}))).unwrap();
         assert_eq!(c.amount, Fen(1230));
         assert_eq!(c.subject, None);
-        let c = parse_create(&obj(json!({"merchant_order_no": "A", "amount": "0.01", "notify_url": "https://x.example/n"}))).unwrap();
+        let c = parse_create(&obj(
+            json!({"merchant_order_no": "A", "amount": "0.01", "notify_url": "https://x.example/n"}),
+        ))
+        .unwrap();
         assert_eq!(c.amount, Fen(1));
         assert_eq!(c.notify_url.as_deref(), Some("https://x.example/n"));
     }
@@ -404,7 +425,8 @@ mod tests {
     fn amounts_are_read_from_literal_text() {
         let args: Map<String, Value> = serde_json::from_str(r#"{"merchant_order_no":"A","amount":1e2}"#).unwrap();
         assert!(parse_create(&args).is_err());
-        let args: Map<String, Value> = serde_json::from_str(r#"{"merchant_order_no":"A","amount":100000000.01}"#).unwrap();
+        let args: Map<String, Value> =
+            serde_json::from_str(r#"{"merchant_order_no":"A","amount":100000000.01}"#).unwrap();
         assert!(parse_create(&args).is_err());
         let args: Map<String, Value> = serde_json::from_str(r#"{"merchant_order_no":"A","amount":19.99}"#).unwrap();
         assert_eq!(parse_create(&args).unwrap().amount, Fen(1999));
@@ -431,7 +453,9 @@ mod tests {
         assert_eq!(a.mch_refund_no, b.mch_refund_no);
         let c = parse_refund(&obj(json!({"order_no": "O1", "refund_amount": 1, "reason": "other"}))).unwrap();
         assert_ne!(a.mch_refund_no, c.mch_refund_no);
-        assert!(parse_refund(&obj(json!({"order_no": "O1", "refund_amount": 1, "mch_refund_no": "x".repeat(41)}))).is_err());
+        assert!(
+            parse_refund(&obj(json!({"order_no": "O1", "refund_amount": 1, "mch_refund_no": "x".repeat(41)}))).is_err()
+        );
         assert!(parse_refund(&obj(json!({"order_no": "O1", "refund_amount": 1, "reason": "x".repeat(101)}))).is_err());
     }
 

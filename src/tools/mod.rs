@@ -99,8 +99,12 @@ impl PaymentServer {
         self.guard(true, async {
             let a = args::parse_refund(&raw)?;
             let derived = a.derived_refund_no;
-            let request =
-                RefundRequest { order_no: a.order_no, amount: a.amount, reason: a.reason, mch_refund_no: a.mch_refund_no };
+            let request = RefundRequest {
+                order_no: a.order_no,
+                amount: a.amount,
+                reason: a.reason,
+                mch_refund_no: a.mch_refund_no,
+            };
             let outcome = self.payments.refund(request).await?;
             Ok(render::refund(self.origin(), &outcome, derived))
         })

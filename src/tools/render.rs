@@ -13,14 +13,12 @@ use serde_json::{Value, json};
 use crate::money::Fen;
 use crate::payments::{CreateOutcome, RefundOutcome};
 use crate::provider::{
-    ErrorKind, GatewayError, OrderRef, OrderStatus, PaymentState, ProviderKind, RefundRecord, RefundState,
-    RefundStatus,
+    ErrorKind, GatewayError, OrderRef, OrderStatus, PaymentState, ProviderKind, RefundRecord, RefundState, RefundStatus,
 };
 use crate::qr;
 
 /// The first text block of every sandbox result.
-pub const SANDBOX_BANNER: &str =
-    "SANDBOX: no real money. This order lives in payment-mcp's embedded simulated gateway; set PAYMENT_API_KEY and PAYMENT_SIGN_KEY to take real payments.";
+pub const SANDBOX_BANNER: &str = "SANDBOX: no real money. This order lives in payment-mcp's embedded simulated gateway; set PAYMENT_API_KEY and PAYMENT_SIGN_KEY to take real payments.";
 
 /// Which provider answered; on every result.
 #[derive(Debug, Clone, Copy)]
@@ -506,7 +504,11 @@ pub struct RefundQueryOutput {
 ///
 /// # Errors
 /// `not_found` when `mch_refund_no` is not among the records.
-pub fn refund_query(origin: Origin, asked: Option<&str>, status: &RefundStatus) -> Result<CallToolResult, GatewayError> {
+pub fn refund_query(
+    origin: Origin,
+    asked: Option<&str>,
+    status: &RefundStatus,
+) -> Result<CallToolResult, GatewayError> {
     let refunds: Vec<RefundItem> = status.records.iter().map(item).collect();
     let (state, refund_no, amount, time) = match asked {
         Some(no) => {
@@ -530,7 +532,13 @@ pub fn refund_query(origin: Origin, asked: Option<&str>, status: &RefundStatus) 
             } else {
                 RefundState::Failed
             };
-            let total: u64 = status.records.iter().filter(|r| r.state == RefundState::Refunded).filter_map(|r| r.amount).map(|a| a.0).sum();
+            let total: u64 = status
+                .records
+                .iter()
+                .filter(|r| r.state == RefundState::Refunded)
+                .filter_map(|r| r.amount)
+                .map(|a| a.0)
+                .sum();
             (state, None, Some(Fen(total).to_yuan()), None)
         }
     };
@@ -545,7 +553,11 @@ pub fn refund_query(origin: Origin, asked: Option<&str>, status: &RefundStatus) 
         refund_no,
         refund_amount: amount,
         refund_time: time,
-        next_action: if state.is_final() { "Nothing more to do.".into() } else { "Query again in a few seconds until state is refunded or failed.".into() },
+        next_action: if state.is_final() {
+            "Nothing more to do.".into()
+        } else {
+            "Query again in a few seconds until state is refunded or failed.".into()
+        },
         message: format!(
             "{} refund(s) on this order; {}.",
             refunds.len(),
@@ -588,7 +600,8 @@ pub fn simulated(origin: Origin, order_no: &str, paid: bool) -> CallToolResult {
         success: true,
         order_no: order_no.to_owned(),
         state: if paid { PaymentState::Paid } else { PaymentState::Failed },
-        next_action: "Call query_payment_order to see the new state through the gateway, as with a real payment.".into(),
+        next_action: "Call query_payment_order to see the new state through the gateway, as with a real payment."
+            .into(),
         provider: origin.provider.as_str(),
         sandbox: origin.sandbox(),
     };

@@ -46,8 +46,14 @@ async fn every_bad_input_is_refused_before_any_request() {
 #[tokio::test]
 async fn exact_literal_amounts_reach_the_gateway_unrounded() {
     let h = Harness::start().await;
-    for (i, (amount, sent)) in [(json!(0.1), "0.10"), (json!("19.99"), "19.99"), (json!(100000000), "100000000.00"), (json!(1.1), "1.10")].into_iter().enumerate() {
-        let s = assert_ok(&h.call("create_payment_order", json!({"merchant_order_no": format!("AMT-{i}"), "amount": amount})).await);
+    for (i, (amount, sent)) in
+        [(json!(0.1), "0.10"), (json!("19.99"), "19.99"), (json!(100000000), "100000000.00"), (json!(1.1), "1.10")]
+            .into_iter()
+            .enumerate()
+    {
+        let s = assert_ok(
+            &h.call("create_payment_order", json!({"merchant_order_no": format!("AMT-{i}"), "amount": amount})).await,
+        );
         assert_eq!(s["amount"], sent);
         let last = h.gw.requests().into_iter().last().unwrap();
         assert!(last.fields.iter().any(|(k, v)| k == "money" && v == sent));
@@ -60,7 +66,9 @@ async fn guardrails_refuse_before_any_request() {
     let h = Harness::start_with(opts).await;
     let r = h.call("create_payment_order", json!({"merchant_order_no": "G-1", "amount": "100.01"})).await;
     assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("PAYMENT_MAX_ORDER_AMOUNT"));
-    let r = h.call("refund_payment_order", json!({"order_no": "O1", "refund_amount": "5.01", "mch_refund_no": "G-R"})).await;
+    let r = h
+        .call("refund_payment_order", json!({"order_no": "O1", "refund_amount": "5.01", "mch_refund_no": "G-R"}))
+        .await;
     assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("PAYMENT_MAX_REFUND_AMOUNT"));
     assert_eq!(h.gw.request_count(), 0);
 }

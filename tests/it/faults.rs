@@ -104,7 +104,12 @@ async fn gateway_status_faults_map_to_their_kinds() {
         assert_eq!(assert_err(&r, kind)["code"], code);
     }
     h.gw.fault_next(Fault::Status("9000".into()));
-    let r = h.call("refund_payment_order", json!({"order_no": "202601010000000000000001", "refund_amount": "1.00", "mch_refund_no": "RF-9000"})).await;
+    let r = h
+        .call(
+            "refund_payment_order",
+            json!({"order_no": "202601010000000000000001", "refund_amount": "1.00", "mch_refund_no": "RF-9000"}),
+        )
+        .await;
     assert_err(&r, "outcome_unknown");
 }
 

@@ -7,7 +7,9 @@ use crate::support::*;
 #[tokio::test]
 async fn create_returns_a_pay_url_and_a_qr_image_that_decodes_to_it() {
     let h = Harness::start().await;
-    let r = h.call("create_payment_order", json!({"merchant_order_no": "FLOW-1", "amount": 12.3, "subject": "Coffee"})).await;
+    let r = h
+        .call("create_payment_order", json!({"merchant_order_no": "FLOW-1", "amount": 12.3, "subject": "Coffee"}))
+        .await;
     let s = assert_ok(&r);
     assert_eq!(s["state"], "pending");
     assert_eq!(s["amount"], "12.30");
@@ -45,13 +47,19 @@ async fn query_goes_from_pending_to_paid() {
     let order_no = created["order_no"].as_str().unwrap();
     let r = h.call("query_payment_order", json!({"order_no": order_no})).await;
     let s = assert_ok(&r);
-    assert_eq!((s["state"].as_str(), s["final"].as_bool(), s["status"].as_str()), (Some("pending"), Some(false), Some("PENDING")));
+    assert_eq!(
+        (s["state"].as_str(), s["final"].as_bool(), s["status"].as_str()),
+        (Some("pending"), Some(false), Some("PENDING"))
+    );
     assert_eq!(s["paid_amount"], serde_json::Value::Null);
 
     h.gw.simulate_payment(order_no, true).unwrap();
     let r = h.call("query_payment_order", json!({"order_no": order_no})).await;
     let s = assert_ok(&r);
-    assert_eq!((s["state"].as_str(), s["final"].as_bool(), s["status"].as_str()), (Some("paid"), Some(true), Some("SUCCESS")));
+    assert_eq!(
+        (s["state"].as_str(), s["final"].as_bool(), s["status"].as_str()),
+        (Some("paid"), Some(true), Some("SUCCESS"))
+    );
     assert_eq!(s["paid_amount"], "0.10");
     assert!(s["paid_time"].as_str().unwrap().ends_with("+08:00"));
     assert_eq!(s["query_method"], "order_no");
@@ -94,12 +102,23 @@ async fn two_partial_refunds_are_told_apart_from_processing_to_refunded() {
     let order_no = created["order_no"].as_str().unwrap();
     h.gw.simulate_payment(order_no, true).unwrap();
 
-    let r1 = h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "reason": "broken cup", "mch_refund_no": "RF-A"})).await;
+    let r1 = h
+        .call(
+            "refund_payment_order",
+            json!({"order_no": order_no, "refund_amount": "1.00", "reason": "broken cup", "mch_refund_no": "RF-A"}),
+        )
+        .await;
     let s1 = assert_ok(&r1);
-    assert_eq!((s1["state"].as_str(), s1["status"].as_str(), s1["final"].as_bool()), (Some("processing"), Some("REFUNDING"), Some(false)));
+    assert_eq!(
+        (s1["state"].as_str(), s1["status"].as_str(), s1["final"].as_bool()),
+        (Some("processing"), Some("REFUNDING"), Some(false))
+    );
     assert_eq!(s1["raw_status"], "4001");
     assert_eq!(s1["refund_amount"], "1.00");
-    let s2 = assert_ok(&h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": 2.5, "mch_refund_no": "RF-B"})).await);
+    let s2 = assert_ok(
+        &h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": 2.5, "mch_refund_no": "RF-B"}))
+            .await,
+    );
     assert_eq!(s2["state"], "processing");
 
     let q = assert_ok(&h.call("query_refund_status", json!({"order_no": order_no, "mch_refund_no": "RF-B"})).await);
@@ -108,16 +127,27 @@ async fn two_partial_refunds_are_told_apart_from_processing_to_refunded() {
 
     assert_eq!(h.gw.settle_refunds(true), 2);
     let q = assert_ok(&h.call("query_refund_status", json!({"order_no": order_no, "mch_refund_no": "RF-A"})).await);
-    assert_eq!((q["state"].as_str(), q["final"].as_bool(), q["refund_amount"].as_str()), (Some("refunded"), Some(true), Some("1.00")));
+    assert_eq!(
+        (q["state"].as_str(), q["final"].as_bool(), q["refund_amount"].as_str()),
+        (Some("refunded"), Some(true), Some("1.00"))
+    );
     assert!(q["refund_time"].as_str().unwrap().ends_with("+08:00"));
     let all = assert_ok(&h.call("query_refund_status", json!({"order_no": order_no})).await);
     assert_eq!((all["state"].as_str(), all["refund_amount"].as_str()), (Some("refunded"), Some("3.50")));
 
     // The same mch_refund_no again is never a second refund; with another amount it is refused.
-    let again = assert_ok(&h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "reason": "broken cup", "mch_refund_no": "RF-A"})).await);
+    let again = assert_ok(
+        &h.call(
+            "refund_payment_order",
+            json!({"order_no": order_no, "refund_amount": "1.00", "reason": "broken cup", "mch_refund_no": "RF-A"}),
+        )
+        .await,
+    );
     assert_eq!(again["replayed"], true);
     let before = h.gw.request_count();
-    let r = h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "3.00", "mch_refund_no": "RF-A"})).await;
+    let r = h
+        .call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "3.00", "mch_refund_no": "RF-A"}))
+        .await;
     assert_err(&r, "invalid_input");
     assert_eq!(h.gw.request_count(), before);
     assert_eq!(h.gw.order(order_no).unwrap().refunds.len(), 2);
@@ -131,15 +161,21 @@ async fn refusals_are_refused_errors() {
     let created = h.create("FLOW-5", "1.00").await;
     let order_no = created["order_no"].as_str().unwrap();
     // Not paid yet: the gateway refuses (4920).
-    let r = h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "mch_refund_no": "RF-X"})).await;
+    let r = h
+        .call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "mch_refund_no": "RF-X"}))
+        .await;
     let e = assert_err(&r, "refused");
     assert_eq!(e["code"], "4920");
     h.gw.simulate_payment(order_no, true).unwrap();
     // More than was paid (4910).
-    let r = h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.01", "mch_refund_no": "RF-Y"})).await;
+    let r = h
+        .call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.01", "mch_refund_no": "RF-Y"}))
+        .await;
     assert_eq!(assert_err(&r, "refused")["code"], "4910");
     // A refused refund number can be used again once corrected.
-    let ok = h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "mch_refund_no": "RF-Y"})).await;
+    let ok = h
+        .call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "1.00", "mch_refund_no": "RF-Y"}))
+        .await;
     assert_eq!(assert_ok(&ok)["state"], "processing");
 }
 
@@ -191,7 +227,13 @@ async fn the_sandbox_provider_works_with_nothing_configured() {
     assert_ok(&h.call("sandbox_simulate_payment", json!({"order_no": order_no, "outcome": "paid"})).await);
     let q = assert_ok(&h.call("query_payment_order", json!({"order_no": order_no})).await);
     assert_eq!(q["state"], "paid");
-    let rf = assert_ok(&h.call("refund_payment_order", json!({"order_no": order_no, "refund_amount": "3.21", "mch_refund_no": "SBX-RF-1"})).await);
+    let rf = assert_ok(
+        &h.call(
+            "refund_payment_order",
+            json!({"order_no": order_no, "refund_amount": "3.21", "mch_refund_no": "SBX-RF-1"}),
+        )
+        .await,
+    );
     assert_eq!(rf["state"], "processing");
     assert!(h.stderr().contains("SANDBOX"));
 }

@@ -140,7 +140,9 @@ impl Harness {
 
     /// Creates an order and returns its structured content.
     pub async fn create(&self, merchant_order_no: &str, amount: &str) -> Value {
-        let r = self.call("create_payment_order", serde_json::json!({"merchant_order_no": merchant_order_no, "amount": amount})).await;
+        let r = self
+            .call("create_payment_order", serde_json::json!({"merchant_order_no": merchant_order_no, "amount": amount}))
+            .await;
         assert_ok(&r)
     }
 }
@@ -162,11 +164,7 @@ pub fn assert_err(r: &CallToolResult, kind: &str) -> Value {
 
 /// All text blocks joined.
 pub fn texts(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
 }
 
 /// The PNG bytes of the image block, if any.
@@ -204,7 +202,10 @@ pub fn assert_no_secrets(h: &Harness, results: &[&CallToolResult]) {
     for r in results {
         let all = serde_json::to_string(r).unwrap();
         assert!(!all.contains(SIGN_KEY), "sign key leaked in a result");
-        assert!(!all.contains(&format!("\"{API_KEY}\"")) && !all.contains(&format!("apikey={API_KEY}")), "api key leaked in a result");
+        assert!(
+            !all.contains(&format!("\"{API_KEY}\"")) && !all.contains(&format!("apikey={API_KEY}")),
+            "api key leaked in a result"
+        );
     }
     let log = h.stderr();
     assert!(!log.contains(SIGN_KEY), "sign key leaked to stderr");

@@ -1,0 +1,60 @@
+//! The command line: `demo`, `doctor`, `--version`.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_payment-mcp"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PAYMENT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn demo_runs_the_whole_flow_on_the_sandbox_and_exits_zero() {
+    let out = bin().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in ["create_payment_order", "state=paid", "state=processing", "state=refunded", "Demo complete"] {
+        assert!(stdout.contains(step), "missing {step}:\n{stdout}");
+    }
+    assert!(stdout.contains('▀') || stdout.contains('▄'), "the QR is drawn in the terminal");
+}
+
+#[test]
+fn version_and_help() {
+    let out = bin().arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("payment-mcp {}", env!("CARGO_PKG_VERSION")));
+    let out = bin().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "sandbox", "doctor"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
+
+#[tokio::test]
+async fn doctor_says_which_key_is_wrong_and_exits_non_zero() {
+    let gw = payment_mcp::sandbox::Gateway::start(gateway_config()).await.unwrap();
+    let doctor = |api_key: &'static str, sign_key: &'static str| {
+        let mut cmd = tokio::process::Command::from(bin());
+        cmd.arg("doctor")
+            .env("PAYMENT_API_BASE_URL", gw.base_url())
+            .env("PAYMENT_API_KEY", api_key)
+            .env("PAYMENT_SIGN_KEY", sign_key);
+        async move {
+            let o = cmd.output().await.unwrap();
+            (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+        }
+    };
+    let (ok, out) = doctor(API_KEY, SIGN_KEY).await;
+    assert!(ok && out.contains("keys work"), "{out}");
+    assert!(!out.contains(SIGN_KEY) && !out.contains(API_KEY), "secrets are masked:\n{out}");
+    let (ok, out) = doctor(API_KEY, "wrong-sign-key-1").await;
+    assert!(!ok && out.contains("PAYMENT_SIGN_KEY"), "{out}");
+    let (ok, out) = doctor("ak-wrong", SIGN_KEY).await;
+    assert!(!ok && out.contains("PAYMENT_API_KEY"), "{out}");
+}
