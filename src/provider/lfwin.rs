@@ -31,8 +31,29 @@ const URL_KEYS: &[&str] =
 /// Keys under which a create reply's `data` object may hold the platform order number.
 const ORDER_KEYS: &[&str] = &["orderid", "order_id", "orderNo", "order_no"];
 
+/// How many times a read-only call is tried in all.
+const QUERY_ATTEMPTS: u32 = 3;
+
+/// The pause before retry number `retry` (1-based) of a read-only call: exponential from 150 ms,
+/// with half of it random ("equal jitter") so many clients do not retry in step. Pure, so tested.
+pub fn retry_delay(retry: u32, random: u64) -> Duration {
+    let base_ms = 150u64 << retry.min(6);
+    Duration::from_millis(base_ms / 2 + random % (base_ms / 2 + 1))
+}
+
+/// Whether a read-only call's outcome is worth one more try: transport faults, HTTP 5xx, an
+/// unparseable reply, upstream timeout (9000) or "too frequent" (3050).
+fn worth_retrying(outcome: &Result<Reply, CallError>) -> bool {
+    match outcome {
+        Err(CallError::NotSent(_) | CallError::NoReply(_)) => true,
+        Ok(reply) => matches!(classify(&reply.status), StatusClass::UpstreamTimeout | StatusClass::TooFrequent),
+        Err(CallError::Rejected(_) | CallError::BadSignature) => false,
+    }
+}
+
 /// An LFWin gateway at `base_url` with one merchant's keys.
 pub struct LfwinClient {
+    timeout: Duration,
     http: reqwest::Client,
     base_url: String,
     api_key: SecretString,
@@ -58,7 +79,7 @@ impl LfwinClient {
             .user_agent(concat!("payment-mcp/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GatewayError::new(ErrorKind::Config, format!("cannot build the HTTP client: {e}")))?;
-        Ok(LfwinClient { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, sign_key, kind })
+        Ok(LfwinClient { timeout, http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, sign_key, kind })
     }
 
     /// Adds `apikey`, `sign_type` and `sign` to a request's own fields.
@@ -68,6 +89,30 @@ impl LfwinClient {
         let signature = sign::lfwin_sign(&fields, self.sign_key.expose_secret());
         fields.push(("sign", signature));
         fields
+    }
+
+    /// Sends a read-only request, retrying with jittered backoff while the outcome is worth it, at
+    /// most [`QUERY_ATTEMPTS`] times and not after the whole-request timeout has been spent. Never
+    /// used for create or refund, which must not be sent blindly twice.
+    async fn post_query(&self, path: &str, fields: Vec<(&'static str, String)>) -> Result<Reply, CallError> {
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            // A fresh nonce per attempt: gateways may refuse a repeated one.
+            let fields: Vec<(&'static str, String)> =
+                fields.iter().map(|(k, v)| (*k, if *k == "nonce_str" { nonce() } else { v.clone() })).collect();
+            let outcome = self.post(path, fields).await;
+            if attempt >= QUERY_ATTEMPTS || !worth_retrying(&outcome) {
+                return outcome;
+            }
+            let pause = retry_delay(attempt, u64::from_le_bytes(random_bytes()));
+            if started.elapsed() + pause >= self.timeout {
+                return outcome;
+            }
+            tracing::debug!(path, attempt, "retrying a read-only call after {pause:?}");
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
     }
 
     /// Sends one signed request and returns the verified reply fields.
@@ -575,15 +620,20 @@ fn refund_record(item: &Map<String, Value>) -> RefundRecord {
     }
 }
 
-/// 16 random hex characters for `nonce_str`.
-fn nonce() -> String {
+/// Eight random bytes; the clock when the OS has no randomness (nonces and jitter only need to
+/// differ, not be secret).
+fn random_bytes() -> [u8; 8] {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: a nonce only has to differ between requests, so the clock will do.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         bytes = (t.as_nanos() as u64).to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
+}
+
+/// 16 random hex characters for `nonce_str`.
+fn nonce() -> String {
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[async_trait]
@@ -630,7 +680,7 @@ impl Gateway for LfwinClient {
                 fields.push(("order_time", t.to_string()));
             }
         }
-        let reply = self.post(PATH_QUERY, fields).await.map_err(CallError::for_query)?;
+        let reply = self.post_query(PATH_QUERY, fields).await.map_err(CallError::for_query)?;
         parse_query(&reply, order)
     }
 
@@ -658,7 +708,7 @@ impl Gateway for LfwinClient {
         if let Some(no) = &query.mch_refund_no {
             fields.push(("mch_refund_no", no.clone()));
         }
-        let reply = self.post(PATH_REFUND_QUERY, fields).await.map_err(CallError::for_query)?;
+        let reply = self.post_query(PATH_REFUND_QUERY, fields).await.map_err(CallError::for_query)?;
         parse_refund_query(&reply, query)
     }
 }
@@ -868,6 +918,29 @@ mod tests {
     #[test]
     fn minify_keeps_string_contents() {
         assert_eq!(minify("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"), "{\"a b\":[1,2],\"c\":\"x \\\" y\"}");
+    }
+
+    #[test]
+    fn retry_delays_grow_and_stay_jittered_within_bounds() {
+        for retry in 1..=3 {
+            let base = 150u64 << retry;
+            for random in [0, 1, 77, u64::MAX] {
+                let d = retry_delay(retry, random).as_millis() as u64;
+                assert!((base / 2..=base).contains(&d), "retry {retry}: {d} ms");
+            }
+        }
+        assert!(retry_delay(60, u64::MAX) <= Duration::from_millis(150 << 6));
+    }
+
+    #[test]
+    fn only_transient_faults_are_retried() {
+        assert!(worth_retrying(&Err(CallError::NoReply("x".into()))));
+        assert!(worth_retrying(&Err(CallError::NotSent("x".into()))));
+        assert!(!worth_retrying(&Err(CallError::BadSignature)));
+        assert!(!worth_retrying(&Err(CallError::Rejected("x".into()))));
+        for (code, retry) in [("9000", true), ("3050", true), ("10000", false), ("3040", false), ("3900", false)] {
+            assert_eq!(worth_retrying(&Ok(reply(&format!(r#"{{"status":"{code}"}}"#)))), retry, "{code}");
+        }
     }
 
     #[test]

@@ -67,10 +67,20 @@ async fn http_errors_and_malformed_replies_are_bounded_errors() {
     let created = h.create("F-4", "1.00").await;
     let order_no = created["order_no"].as_str().unwrap();
     for fault in [Fault::Http500Html, Fault::Http502Html, Fault::MalformedJson] {
+        // A single fault is retried away by the read-only query…
         h.gw.fault_next(fault.clone());
+        let before = h.gw.request_count();
+        let r = h.call("query_payment_order", json!({"order_no": order_no})).await;
+        assert_eq!(assert_ok(&r)["state"], "pending");
+        assert_eq!(h.gw.request_count(), before + 2, "one retry");
+        // …a lasting one is a bounded transport error.
+        h.gw.set_fault(Some(fault.clone()));
+        let before = h.gw.request_count();
         let r = h.call("query_payment_order", json!({"order_no": order_no})).await;
         let e = assert_err(&r, "transport");
         assert!(!e["message"].as_str().unwrap().contains("<html"), "no raw HTML dump: {e}");
+        assert_eq!(h.gw.request_count(), before + 3, "three attempts in all");
+        h.gw.set_fault(None);
         still_answers(&h).await;
     }
     // A create answered by a 502 is unknown, not failed.
@@ -98,12 +108,18 @@ async fn a_success_reply_with_a_bad_signature_is_never_success() {
 #[tokio::test]
 async fn gateway_status_faults_map_to_their_kinds() {
     let h = Harness::start().await;
-    for (code, kind) in [("9000", "gateway"), ("3050", "rate_limited"), ("9999", "gateway"), ("1002", "not_found")] {
-        h.gw.fault_next(Fault::Status(code.into()));
+    for (code, kind, attempts) in
+        [("9000", "gateway", 3), ("3050", "rate_limited", 3), ("9999", "gateway", 1), ("1002", "not_found", 1)]
+    {
+        h.gw.set_fault(Some(Fault::Status(code.into())));
+        let before = h.gw.request_count();
         let r = h.call("query_payment_order", json!({"order_no": "202601010000000000000001"})).await;
         assert_eq!(assert_err(&r, kind)["code"], code);
+        assert_eq!(h.gw.request_count() - before, attempts, "{code}");
     }
-    h.gw.fault_next(Fault::Status("9000".into()));
+    // A create or refund is never resent blindly: one request, then a settling query.
+    h.gw.set_fault(Some(Fault::Status("9000".into())));
+    let before = h.gw.request_count();
     let r = h
         .call(
             "refund_payment_order",
@@ -111,6 +127,9 @@ async fn gateway_status_faults_map_to_their_kinds() {
         )
         .await;
     assert_err(&r, "outcome_unknown");
+    let sent: Vec<String> = h.gw.requests()[before..].iter().map(|r| r.path.clone()).collect();
+    assert_eq!(sent.iter().filter(|p| p.contains("refund_order")).count(), 1, "{sent:?}");
+    h.gw.set_fault(None);
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ const ALL_VARS: &[&str] = &[
     "PAYMENT_EPAY_API_STYLE",
     "PAYMENT_EPAY_TYPE",
     "PAYMENT_LOG",
+    "PAYMENT_SANDBOX_REFUND_DELAY_MS",
 ];
 
 pub fn gateway_config() -> GatewayConfig {
