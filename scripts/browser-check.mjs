@@ -39,6 +39,8 @@ let client;
 let transport;
 let browser;
 let serverStderr = '';
+let step = 'starting';
+let failing = false;
 
 async function cleanup() {
   // Each step is bounded: a hung browser or server must not keep the check alive.
@@ -58,7 +60,10 @@ function dumpServerStderr() {
 }
 
 async function fail(message) {
-  console.error(`\nBROWSER CHECK FAILED after ${elapsed()}: ${message}`);
+  // Only the first failure counts: after the watchdog fires, cleanup makes pending steps throw too.
+  if (failing) return;
+  failing = true;
+  console.error(`\nBROWSER CHECK FAILED after ${elapsed()} (step: ${step}): ${message}`);
   dumpServerStderr();
   await cleanup();
   process.exit(1);
@@ -84,6 +89,7 @@ async function main() {
   await mkdir(OUT_DIR, { recursive: true });
 
   // 1. Start payment-mcp on the sandbox: no PAYMENT_* variables at all.
+  step = 'starting payment-mcp over stdio';
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k, v]) => !k.startsWith('PAYMENT_') && v !== undefined),
   );
@@ -92,7 +98,11 @@ async function main() {
     serverStderr += chunk.toString();
   });
   client = new Client({ name: 'payment-mcp-browser-check', version: '0.0.0' }, { capabilities: {} });
-  await client.connect(transport, { timeout: STEP_TIMEOUT_MS });
+  try {
+    await client.connect(transport, { timeout: STEP_TIMEOUT_MS });
+  } catch (e) {
+    throw new CheckFailed(`could not start ${BIN} or finish the MCP handshake: ${e?.message ?? e}`);
+  }
   const server = client.getServerVersion();
   log(`MCP connected to ${server?.name ?? '?'} ${server?.version ?? '?'} (${path.relative(ROOT, BIN) || BIN})`);
 
@@ -103,6 +113,7 @@ async function main() {
   }
 
   // 2. Create the order.
+  step = 'create_payment_order';
   const merchantOrderNo = `BROWSER-${Date.now()}`;
   const created = await callTool('create_payment_order', { merchant_order_no: merchantOrderNo, amount: AMOUNT });
   check(created.sandbox === true, `create: expected sandbox === true, got ${JSON.stringify(created.sandbox)}`);
@@ -115,6 +126,7 @@ async function main() {
   log(`create_payment_order ok: ${merchantOrderNo} → order_no ${orderNo}, state ${created.state}, pay_url ${payUrl}`);
 
   // 3. Open the pay page.
+  step = 'launching Chromium and opening a tab';
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -153,6 +165,7 @@ async function main() {
     if (r.status() >= 400) pageErrors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
 
+  step = 'opening and checking the pay page';
   const response = await page.goto(payUrl, { waitUntil: 'load' });
   check(response && response.status() === 200, `pay page: HTTP ${response?.status()} for ${payUrl}`);
 
@@ -189,6 +202,7 @@ async function main() {
       `QR ${qr.naturalWidth}x${qr.naturalHeight} px shown at ${qr.shownWidth}x${qr.shownHeight}; screenshot ${path.relative(ROOT, shot1)}`,
   );
 
+  step = 'clicking #pay and waiting for "paid"';
   // 4. Pay: the form POSTs, the server answers 303 back to the page.
   await Promise.all([
     page.waitForResponse((r) => r.url().endsWith(`/pay/${orderNo}/simulate`) && r.request().method() === 'POST'),
@@ -208,6 +222,7 @@ async function main() {
   check(pageErrors.length === 0, `browser reported problems:\n  ${pageErrors.join('\n  ')}`);
 
   // 5. The MCP server sees the payment.
+  step = 'query_payment_order';
   const queried = await callTool('query_payment_order', { order_no: orderNo });
   check(queried.state === 'paid', `query: expected state "paid", got ${JSON.stringify(queried.state)}`);
   check(queried.paid_amount === AMOUNT, `query: expected paid_amount "${AMOUNT}", got ${JSON.stringify(queried.paid_amount)}`);
@@ -219,6 +234,9 @@ try {
   await main();
 } catch (e) {
   await fail(e instanceof CheckFailed ? e.message : (e?.stack ?? String(e)));
+  // After the watchdog fired, fail() returned early: the watchdog's own cleanup exits soon.
+  await new Promise((r) => setTimeout(r, 15_000));
+  process.exit(1);
 }
 clearTimeout(watchdog);
 await cleanup();

@@ -25,6 +25,7 @@ pub const ALL_TOOLS: &[&str] = &[
     "query_payment_order",
     "refund_payment_order",
     "query_refund_status",
+    "wait_for_payment",
     "sandbox_simulate_payment",
 ];
 

@@ -95,6 +95,26 @@ pub struct QueryArgs {
     order_time: Option<Value>,
 }
 
+/// Arguments of `wait_for_payment`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct WaitArgs {
+    /// The platform order number returned by create_payment_order. Give this or merchant_order_no.
+    #[schemars(length(min = 1, max = 64))]
+    order_no: Option<String>,
+    /// Your merchant order number (order_time is filled in for orders this server created).
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_.\-]+$"))]
+    merchant_order_no: Option<String>,
+    /// The order's creation time in Unix seconds, for merchant_order_no lookups of orders this server
+    /// did not create.
+    #[schemars(with = "UnixSecondsSchema")]
+    order_time: Option<Value>,
+    /// How long to wait at most, in seconds (1-600, default 60). The order is checked about every 2 s.
+    #[schemars(range(min = 1, max = 600))]
+    timeout_seconds: Option<u32>,
+}
+
 /// Arguments of `refund_payment_order`.
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +323,38 @@ pub fn parse_query(args: &Map<String, Value>) -> Result<OrderRef, GatewayError> 
     }
 }
 
+/// Parses `wait_for_payment` arguments: the order, and how long to wait.
+///
+/// # Errors
+/// `invalid_input` naming the first bad argument.
+pub fn parse_wait(args: &Map<String, Value>) -> Result<(OrderRef, std::time::Duration), GatewayError> {
+    let mut rest = args.clone();
+    let timeout = match rest.remove("timeout_seconds") {
+        None | Some(Value::Null) => 60,
+        Some(Value::Number(n)) => match n.to_string().parse::<u64>() {
+            Ok(t @ 1..=600) => t,
+            _ => {
+                return Err(invalid(
+                    "`timeout_seconds` must be a whole number of seconds from 1 to 600. Nothing was sent.",
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(invalid(format!(
+                "`timeout_seconds` must be a number, not {}. Nothing was sent.",
+                json_type(&other)
+            )));
+        }
+    };
+    let order = parse_query(&rest).map_err(|mut e| {
+        if e.message.starts_with("Unknown argument") {
+            e.message = e.message.replace("order_time.", "order_time, timeout_seconds.");
+        }
+        e
+    })?;
+    Ok((order, std::time::Duration::from_secs(timeout)))
+}
+
 fn unix_seconds(v: &Value) -> Result<i64, GatewayError> {
     let text = match v {
         Value::Number(n) => n.to_string(),
@@ -467,6 +519,7 @@ mod tests {
             rmcp::handler::server::common::schema_for_input::<RefundArgs>().unwrap(),
             rmcp::handler::server::common::schema_for_input::<RefundQueryArgs>().unwrap(),
             rmcp::handler::server::common::schema_for_input::<SimulateArgs>().unwrap(),
+            rmcp::handler::server::common::schema_for_input::<WaitArgs>().unwrap(),
         ] {
             assert_eq!(schema.get("additionalProperties"), Some(&json!(false)));
             for (name, prop) in schema["properties"].as_object().unwrap() {

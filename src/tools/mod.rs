@@ -15,9 +15,13 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{CallToolResult, Implementation, JsonObject, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolResult, Implementation, JsonObject, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
+use tokio_util::sync::CancellationToken;
 
 use crate::payments::{Payments, now_unix};
 use crate::provider::{CreateRequest, ErrorKind, GatewayError, RefundRequest};
@@ -27,6 +31,9 @@ use render::Origin;
 const INSTRUCTIONS: &str = "payment-mcp takes payments through a Chinese payment gateway. Amounts are yuan with at most two decimals (12.30). Flow: create_payment_order (your unique merchant_order_no + amount) returns a pay_url and a QR code image: show both to the payer. Then poll query_payment_order (order_no, or merchant_order_no) about every 2 s until state is paid, failed or closed; never tell the payer it is paid before state=paid. refund_payment_order only accepts a refund (state=processing); confirm it with query_refund_status. Reuse the same merchant_order_no / mch_refund_no to retry safely: a repeat never creates a second order or refund. Branch on `state` and on error.kind (outcome_unknown means: query before retrying; auth/config means: stop and ask the operator).";
 
 const SANDBOX_INSTRUCTIONS: &str = " SANDBOX MODE: no credentials are configured, so every order goes to an embedded simulated gateway and no real money moves. Use sandbox_simulate_payment (or the pay page at pay_url) to act as the payer.";
+
+/// How often `wait_for_payment` checks the order: LFWin advises about every 2 s.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The input schema for a tool, without the panic rmcp's macro would raise on a bad one.
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
@@ -82,6 +89,64 @@ impl PaymentServer {
             let order = args::parse_query(&raw)?;
             let status = self.payments.query(order.clone()).await?;
             Ok(render::query(self.origin(), &order, &status))
+        })
+        .await
+    }
+
+    /// Wait until an order is paid, failed or closed, checking about every 2 s (LFWin's advice), for
+    /// up to timeout_seconds (default 60, max 600). Returns the final state, or `pending` at the
+    /// deadline. Sends progress notifications when the client asked for them; stops when cancelled.
+    #[tool(
+        title = "Wait for payment",
+        input_schema = input::<args::WaitArgs>(),
+        output_schema = schema_for_output::<render::QueryOutput>(),
+        annotations(title = "Wait for payment", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn wait_for_payment(
+        &self,
+        raw: JsonObject,
+        ctx: RequestContext<RoleServer>,
+        cancelled: CancellationToken,
+    ) -> CallToolResult {
+        self.guard(false, async {
+            let (order, timeout) = args::parse_wait(&raw)?;
+            let progress = ctx.meta.get_progress_token();
+            let started = tokio::time::Instant::now();
+            let deadline = started + timeout;
+            let mut polls = 0u32;
+            loop {
+                polls += 1;
+                let last = match self.payments.query(order.clone()).await {
+                    Ok(status) => Some(status),
+                    // Transient trouble while waiting: keep waiting, the next poll may succeed.
+                    Err(e) if e.retryable => None,
+                    Err(e) => return Err(e),
+                };
+                let done = last.as_ref().is_some_and(|s| s.state.is_final());
+                let now = tokio::time::Instant::now();
+                if done || now + POLL_INTERVAL > deadline {
+                    let Some(status) = last else {
+                        return Err(GatewayError::new(
+                            ErrorKind::Transport,
+                            "The gateway could not be reached at the end of the wait; the order's state is unknown. Query it again shortly.",
+                        ));
+                    };
+                    return Ok(render::query(self.origin(), &order, &status));
+                }
+                if let Some(token) = &progress {
+                    let waited = now.duration_since(started).as_secs();
+                    let state = last.as_ref().map_or("unreachable", |s| if s.state == crate::provider::PaymentState::Pending { "pending" } else { "unknown" });
+                    let note = ProgressNotificationParam::new(token.clone(), f64::from(polls))
+                        .with_message(format!("check {polls}: {state} after {waited} s of {} s", timeout.as_secs()));
+                    let _ = ctx.peer.notify_progress(note).await;
+                }
+                tokio::select! {
+                    _ = cancelled.cancelled() => {
+                        return Err(GatewayError::new(ErrorKind::Transport, "The wait was cancelled; the order's state did not change because of it."));
+                    }
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+            }
         })
         .await
     }

@@ -237,3 +237,59 @@ async fn the_sandbox_provider_works_with_nothing_configured() {
     assert_eq!(rf["state"], "processing");
     assert!(h.stderr().contains("SANDBOX"));
 }
+
+#[tokio::test]
+async fn wait_for_payment_returns_when_paid_and_reports_progress() {
+    use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
+    let h = Harness::start().await;
+    let created = h.create("WAIT-1", "2.00").await;
+    let order_no = created["order_no"].as_str().unwrap().to_owned();
+    let gw = h.gw.clone();
+    let payer = order_no.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        gw.simulate_payment(&payer, true).unwrap();
+    });
+    let started = std::time::Instant::now();
+    let mut params = CallToolRequestParams::new("wait_for_payment")
+        .with_arguments(json!({"order_no": order_no, "timeout_seconds": 20}).as_object().unwrap().clone());
+    let mut meta = RequestMetaObject::default();
+    meta.set_progress_token(ProgressToken(NumberOrString::String("wait-1".into())));
+    params.meta = Some(meta);
+    let r = h.client.call_tool(params).await.unwrap();
+    let s = assert_ok(&r);
+    assert_eq!(s["state"], "paid");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(h.gw.request_count() >= 3, "polled more than once");
+
+    // At the deadline an unpaid order is reported pending, not failed.
+    let created = h.create("WAIT-2", "2.00").await;
+    let r = h.call("wait_for_payment", json!({"order_no": created["order_no"], "timeout_seconds": 1})).await;
+    let s = assert_ok(&r);
+    assert_eq!((s["state"].as_str(), s["final"].as_bool()), (Some("pending"), Some(false)));
+}
+
+#[tokio::test]
+async fn two_hundred_calls_in_flight_on_one_session_are_each_answered_once_and_correctly() {
+    // The default timeout: a debug build rendering 200 QR codes at once is slow, and this test is
+    // about every call being answered once and correctly, not about latency.
+    let h = Harness::start_with(Options::default().env("PAYMENT_REQUEST_TIMEOUT_MS", "15000")).await;
+    let calls = (0..200).map(|i| {
+        let h = &h;
+        async move {
+            let no = format!("CONC-{i}");
+            let amount = format!("{}.{:02}", 1 + i / 100, i % 100);
+            let r = h.call("create_payment_order", json!({"merchant_order_no": no, "amount": amount})).await;
+            let s = assert_ok(&r);
+            assert_eq!(s["merchant_order_no"], no.as_str());
+            assert_eq!(s["amount"], amount.as_str());
+            assert_eq!(s["replayed"], false);
+            assert!(s["pay_url"].as_str().is_some());
+            s["order_no"].as_str().unwrap().to_owned()
+        }
+    });
+    let order_nos = futures::future::join_all(calls).await;
+    let unique: std::collections::HashSet<_> = order_nos.iter().collect();
+    assert_eq!(unique.len(), 200);
+    assert_eq!(h.gw.request_count(), 200);
+}
