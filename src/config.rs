@@ -61,6 +61,17 @@ impl ProviderSettings {
     }
 }
 
+/// Where the order ledger lives (`PAYMENT_LEDGER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerSetting {
+    /// The platform's per-user data directory.
+    Default,
+    /// In memory only: nothing survives a restart.
+    Off,
+    /// This file.
+    Path(std::path::PathBuf),
+}
+
 /// Which query API an epay gateway speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpayApiStyle {
@@ -88,6 +99,7 @@ pub struct Config {
     pub confirm_refunds: bool,
     /// How long the sandbox takes to settle a refund (`PAYMENT_SANDBOX_REFUND_DELAY_MS`, default 3 s).
     pub sandbox_refund_delay: Duration,
+    pub ledger: LedgerSetting,
     pub problems: Vec<Problem>,
 }
 
@@ -159,6 +171,12 @@ impl Config {
             }
         };
 
+        let ledger = match get("PAYMENT_LEDGER") {
+            None => LedgerSetting::Default,
+            Some(v) if v.eq_ignore_ascii_case("off") => LedgerSetting::Off,
+            Some(v) => LedgerSetting::Path(v.into()),
+        };
+
         let provider = resolve_provider(&get, allow_insecure, &mut problems);
 
         Config {
@@ -172,6 +190,7 @@ impl Config {
             max_order,
             confirm_refunds,
             sandbox_refund_delay,
+            ledger,
             problems,
         }
     }

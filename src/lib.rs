@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: environment variables → validated [`config::Config`]; secrets in redacting types.
+//! - [`ledger`]: the embedded SQLite order ledger (idempotency and order times across restarts).
 //! - [`money`]: exact amounts in fen, parsed from the literal text an agent sent.
 //! - [`sign`]: MD5 signing and verification for the LFWin and epay wire protocols (pure).
 //! - [`qr`]: QR content → small 1-bit PNG → base64 / data URL; terminal rendering for the demo.
@@ -15,6 +16,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ledger;
 pub mod money;
 pub mod payments;
 pub mod provider;

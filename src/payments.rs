@@ -1,16 +1,16 @@
 //! What the tools do, independent of MCP: guardrails, idempotency, settling unknown outcomes, and
-//! the memory of orders and refunds this server sent.
+//! recording orders and refunds in the [`Ledger`] before and after they are sent.
 //!
 //! Arguments arrive validated (see `tools::args`); results leave as domain types that
 //! `tools::render` turns into MCP content. The gateway client is built on first use, so start-up
 //! does no TLS or network work.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, ProviderSettings};
+use crate::config::{Config, ExposeSecret, LedgerSetting, ProviderSettings};
+use crate::ledger::{Account, Ledger};
 use crate::money::Fen;
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
@@ -18,25 +18,6 @@ use crate::provider::{
     RefundQuery, RefundRequest, RefundState, RefundStatus,
 };
 use crate::sandbox;
-
-/// An order this server created (or tried to), remembered for merchant-number queries and
-/// idempotent repeats.
-#[derive(Debug, Clone)]
-pub struct KnownOrder {
-    pub order_time: i64,
-    pub amount: Fen,
-    /// The gateway's answer, once one arrived.
-    pub created: Option<CreatedOrder>,
-}
-
-/// A refund this server sent, remembered so a repeat with the same `mch_refund_no` is never a
-/// second refund.
-#[derive(Debug, Clone)]
-struct KnownRefund {
-    order_no: String,
-    amount: Fen,
-    accepted: Option<RefundAccepted>,
-}
 
 /// The outcome of `create_payment_order`.
 #[derive(Debug, Clone)]
@@ -57,17 +38,20 @@ pub struct RefundOutcome {
     pub replayed: bool,
 }
 
-/// The service behind the tools: configuration, the gateway, and what this process remembers.
+/// The service behind the tools: configuration, the gateway, and the ledger.
 pub struct Payments {
     config: Config,
     gateway: OnceCell<Result<Arc<dyn Gateway>, GatewayError>>,
     sandbox: OnceCell<Option<sandbox::Gateway>>,
-    orders: Mutex<HashMap<String, KnownOrder>>,
-    refunds: Mutex<HashMap<String, KnownRefund>>,
+    ledger: OnceLock<Result<Arc<Ledger>, GatewayError>>,
+    account: Account,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A ledger failure after a request was sent: logged, never allowed to hide the gateway's answer.
+fn logged<T>(result: Result<T, crate::ledger::LedgerError>) {
+    if let Err(e) = result {
+        tracing::error!("could not record the outcome in the order ledger: {e}");
+    }
 }
 
 /// Unix seconds now.
@@ -77,13 +61,42 @@ pub fn now_unix() -> i64 {
 
 impl Payments {
     pub fn new(config: Config) -> Payments {
-        Payments {
-            config,
-            gateway: OnceCell::new(),
-            sandbox: OnceCell::new(),
-            orders: Mutex::new(HashMap::new()),
-            refunds: Mutex::new(HashMap::new()),
-        }
+        let account = match &config.provider {
+            ProviderSettings::Lfwin { base_url, api_key, .. } => {
+                Account::new("lfwin", base_url, api_key.expose_secret())
+            }
+            ProviderSettings::Epay { base_url, merchant_id, .. } => Account::new("epay", base_url, merchant_id),
+            ProviderSettings::Sandbox => Account::new("sandbox", "", ""),
+        };
+        Payments { config, gateway: OnceCell::new(), sandbox: OnceCell::new(), ledger: OnceLock::new(), account }
+    }
+
+    /// The order ledger, opened on first use. The sandbox's orders vanish with the process, so its
+    /// ledger does too.
+    ///
+    /// # Errors
+    /// A `config` error naming `PAYMENT_LEDGER` when the ledger cannot be opened.
+    pub fn ledger(&self) -> Result<Arc<Ledger>, GatewayError> {
+        self.ledger
+            .get_or_init(|| {
+                let opened = match (&self.config.ledger, self.is_sandbox()) {
+                    (LedgerSetting::Off, _) | (LedgerSetting::Default, true) => Ledger::in_memory(),
+                    (LedgerSetting::Path(path), _) => Ledger::open(path),
+                    (LedgerSetting::Default, false) => match Ledger::default_path() {
+                        Some(path) => Ledger::open(&path),
+                        None => Err(crate::ledger::LedgerError("this platform has no per-user data directory".into())),
+                    },
+                };
+                opened.map(Arc::new).map_err(|e| {
+                    tracing::error!("order ledger unavailable: {e}");
+                    GatewayError::new(
+                        ErrorKind::Config,
+                        format!("The order ledger cannot be used ({e}), so money-moving calls are refused: an unrecorded payment is worse than none. Set PAYMENT_LEDGER to a writable file path (or `off` to keep records in memory only) and restart the server."),
+                    )
+                    .with_code("PAYMENT_LEDGER")
+                })
+            })
+            .clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -194,52 +207,79 @@ impl Payments {
             request.return_url = self.config.return_url.clone();
         }
         let gateway = self.gateway(true).await?;
-        {
-            let mut orders = lock(&self.orders);
-            if let Some(known) = orders.get(&request.merchant_order_no) {
-                if known.amount != request.amount {
-                    return Err(GatewayError::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "merchant_order_no {} was already used for an order of {}; this call asked for {}. Use a new merchant_order_no for a different sale, or the same amount to get the existing order back.",
-                            request.merchant_order_no, known.amount, request.amount
-                        ),
-                    ));
-                }
-                if let Some(created) = &known.created {
-                    let mut replay = request.clone();
-                    replay.order_time = known.order_time;
-                    return Ok(CreateOutcome {
-                        request: replay,
-                        order: created.clone(),
-                        replayed: true,
-                        recovered: None,
-                    });
-                }
-                // An earlier attempt's outcome is unknown: reuse its order_time and ask again.
-                request.order_time = known.order_time;
-            } else {
-                orders.insert(
-                    request.merchant_order_no.clone(),
-                    KnownOrder { order_time: request.order_time, amount: request.amount, created: None },
-                );
+        let ledger = self.ledger()?;
+        let account = &self.account;
+        let no = request.merchant_order_no.clone();
+        let earlier = ledger.begin_order(account, &no, request.amount, request.order_time).map_err(|e| {
+            GatewayError::new(
+                ErrorKind::Config,
+                format!("The order ledger could not record this order ({e}); nothing was sent. Check PAYMENT_LEDGER."),
+            )
+            .with_code("PAYMENT_LEDGER")
+        })?;
+        if let Some(row) = earlier {
+            if row.amount != request.amount {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "merchant_order_no {no} was already used for an order of {}; this call asked for {}. Use a new merchant_order_no for a different sale, or the same amount to get the existing order back.",
+                        row.amount, request.amount
+                    ),
+                ));
             }
+            request.order_time = row.order_time;
+            if row.outcome == "created" && row.pay_url.is_some() {
+                let order = CreatedOrder {
+                    platform_order_no: row.platform_order_no,
+                    pay_url: row.pay_url,
+                    qr_content: row.qr_content,
+                    charged_amount: row.charged,
+                    raw_status: row.raw_status.unwrap_or_default(),
+                    message: String::new(),
+                };
+                return Ok(CreateOutcome { request, order, replayed: true, recovered: None });
+            }
+            // An earlier attempt's outcome is unknown: ask again under the same number and time;
+            // the gateway answers a repeated mch_orderid with the existing order.
         }
         match gateway.create_order(&request).await {
             Ok(order) => {
-                if let Some(known) = lock(&self.orders).get_mut(&request.merchant_order_no) {
-                    known.created = Some(order.clone());
-                }
+                logged(ledger.finish_order(
+                    account,
+                    &no,
+                    "created",
+                    order.platform_order_no.as_deref(),
+                    order.pay_url.as_deref(),
+                    order.qr_content.as_deref(),
+                    order.charged_amount,
+                    Some(&order.raw_status),
+                ));
                 Ok(CreateOutcome { request, order, replayed: false, recovered: None })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
-                self.settle_create(gateway.as_ref(), request, err).await
+                let settled = self.settle_create(gateway.as_ref(), request, err).await;
+                match &settled {
+                    Ok(outcome) => logged(ledger.finish_order(
+                        account,
+                        &no,
+                        "unknown",
+                        outcome.order.platform_order_no.as_deref(),
+                        None,
+                        None,
+                        None,
+                        Some(&outcome.order.raw_status),
+                    )),
+                    Err(_) => logged(ledger.finish_order(account, &no, "unknown", None, None, None, None, None)),
+                }
+                settled
+            }
+            Err(err) if err.kind == ErrorKind::Gateway => {
+                logged(ledger.finish_order(account, &no, "unknown", None, None, None, None, err.code.as_deref()));
+                Err(err)
             }
             Err(err) => {
-                if !matches!(err.kind, ErrorKind::Gateway) {
-                    // Refused for sure: forget it, so a corrected retry is not mistaken for a repeat.
-                    lock(&self.orders).remove(&request.merchant_order_no);
-                }
+                // Refused for sure: forget it, so a corrected retry is not mistaken for a repeat.
+                logged(ledger.forget_order(account, &no));
                 Err(err)
             }
         }
@@ -282,17 +322,23 @@ impl Payments {
     /// Configuration, the gateway's answer, or transport faults.
     pub async fn query(&self, mut order: OrderRef) -> Result<OrderStatus, GatewayError> {
         let gateway = self.gateway(false).await?;
-        if let OrderRef::Merchant { merchant_order_no, order_time } = &mut order
-            && order_time.is_none()
+        // Read-only calls work without a ledger; they just cannot fill in order_time.
+        let ledger = self.ledger().ok();
+        if let (OrderRef::Merchant { merchant_order_no, order_time: order_time @ None }, Some(ledger)) =
+            (&mut order, &ledger)
         {
-            *order_time = lock(&self.orders).get(merchant_order_no.as_str()).map(|k| k.order_time);
+            *order_time = ledger.order(&self.account, merchant_order_no).ok().flatten().map(|row| row.order_time);
         }
-        gateway.query_order(&order).await
-    }
-
-    /// The merchant order this server created with that number, if any.
-    pub fn known_order(&self, merchant_order_no: &str) -> Option<KnownOrder> {
-        lock(&self.orders).get(merchant_order_no).cloned()
+        let status = gateway.query_order(&order).await?;
+        let merchant_no = status.merchant_order_no.clone().or(match &order {
+            OrderRef::Merchant { merchant_order_no, .. } => Some(merchant_order_no.clone()),
+            OrderRef::Platform(_) => None,
+        });
+        if let (Some(ledger), Some(no)) = (ledger, merchant_no) {
+            let state = serde_json::to_value(status.state).ok().and_then(|v| v.as_str().map(str::to_owned));
+            logged(ledger.note_order_state(&self.account, &no, state.as_deref().unwrap_or("unknown")));
+        }
+        Ok(status)
     }
 
     /// Asks for a refund; a repeat with the same `mch_refund_no` is never a second refund.
@@ -312,45 +358,56 @@ impl Payments {
             ));
         }
         let gateway = self.gateway(true).await?;
-        {
-            let mut refunds = lock(&self.refunds);
-            if let Some(known) = refunds.get(&request.mch_refund_no) {
-                if known.order_no != request.order_no || known.amount != request.amount {
-                    return Err(GatewayError::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "mch_refund_no {} was already used for a refund of {} on order {}; use a new mch_refund_no for a different refund.",
-                            request.mch_refund_no, known.amount, known.order_no
-                        ),
-                    ));
-                }
-                if let Some(accepted) = &known.accepted {
-                    return Ok(RefundOutcome { accepted: accepted.clone(), amount: request.amount, replayed: true });
-                }
-            } else {
-                refunds.insert(
-                    request.mch_refund_no.clone(),
-                    KnownRefund { order_no: request.order_no.clone(), amount: request.amount, accepted: None },
-                );
+        let ledger = self.ledger()?;
+        let account = &self.account;
+        let no = request.mch_refund_no.clone();
+        let earlier = ledger.begin_refund(account, &no, &request.order_no, request.amount).map_err(|e| {
+            GatewayError::new(
+                ErrorKind::Config,
+                format!("The order ledger could not record this refund ({e}); nothing was sent. Check PAYMENT_LEDGER."),
+            )
+            .with_code("PAYMENT_LEDGER")
+        })?;
+        if let Some(row) = earlier {
+            if row.order_no != request.order_no || row.amount != request.amount {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "mch_refund_no {no} was already used for a refund of {} on order {}; use a new mch_refund_no for a different refund. Nothing was sent.",
+                        row.amount, row.order_no
+                    ),
+                ));
             }
+            if row.outcome == "accepted" {
+                let accepted = RefundAccepted {
+                    state: RefundState::Processing,
+                    refund_no: row.refund_no,
+                    mch_refund_no: no,
+                    order_no: Some(row.order_no),
+                    raw_status: row.raw_status.unwrap_or_default(),
+                    message: String::new(),
+                };
+                return Ok(RefundOutcome { accepted, amount: request.amount, replayed: true });
+            }
+            // An earlier attempt's outcome is unknown: the same mch_refund_no is the same refund
+            // to the gateway, so asking again cannot refund twice.
         }
         match gateway.refund(&request).await {
             Ok(accepted) => {
-                if let Some(known) = lock(&self.refunds).get_mut(&request.mch_refund_no) {
-                    known.accepted = Some(accepted.clone());
-                }
+                logged(ledger.finish_refund(
+                    account,
+                    &no,
+                    "accepted",
+                    accepted.refund_no.as_deref(),
+                    Some(&accepted.raw_status),
+                    Some("processing"),
+                ));
                 Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
-                let query = RefundQuery {
-                    order_no: request.order_no.clone(),
-                    mch_refund_no: Some(request.mch_refund_no.clone()),
-                };
+                let query = RefundQuery { order_no: request.order_no.clone(), mch_refund_no: Some(no.clone()) };
                 let found = gateway.query_refund(&query).await.ok().and_then(|status| {
-                    status
-                        .records
-                        .into_iter()
-                        .find(|r| r.mch_refund_no.as_deref() == Some(request.mch_refund_no.as_str()))
+                    status.records.into_iter().find(|r| r.mch_refund_no.as_deref() == Some(no.as_str()))
                 });
                 match found {
                     Some(record) => {
@@ -361,27 +418,37 @@ impl Payments {
                                 record.state
                             },
                             refund_no: record.refund_no,
-                            mch_refund_no: request.mch_refund_no.clone(),
+                            mch_refund_no: no.clone(),
                             order_no: Some(request.order_no.clone()),
                             raw_status: record.raw_refund_status.unwrap_or_default(),
                             message: "The refund reply was lost, but a refund query found the refund on the gateway."
                                 .into(),
                         };
-                        if let Some(known) = lock(&self.refunds).get_mut(&request.mch_refund_no) {
-                            known.accepted = Some(accepted.clone());
-                        }
+                        logged(ledger.finish_refund(
+                            account,
+                            &no,
+                            "accepted",
+                            accepted.refund_no.as_deref(),
+                            None,
+                            None,
+                        ));
                         Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
                     }
-                    None => Err(GatewayError {
-                        message: format!("{} A follow-up refund query could not confirm it either.", err.message),
-                        ..err
-                    }),
+                    None => {
+                        logged(ledger.finish_refund(account, &no, "unknown", None, err.code.as_deref(), None));
+                        Err(GatewayError {
+                            message: format!("{} A follow-up refund query could not confirm it either.", err.message),
+                            ..err
+                        })
+                    }
                 }
             }
+            Err(err) if err.kind == ErrorKind::Gateway => {
+                logged(ledger.finish_refund(account, &no, "unknown", None, err.code.as_deref(), None));
+                Err(err)
+            }
             Err(err) => {
-                if !matches!(err.kind, ErrorKind::Gateway) {
-                    lock(&self.refunds).remove(&request.mch_refund_no);
-                }
+                logged(ledger.forget_refund(account, &no));
                 Err(err)
             }
         }

@@ -11,6 +11,7 @@ fn bin() -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd.env("PAYMENT_LEDGER", "off");
     cmd
 }
 

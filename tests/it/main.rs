@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod faults;
 mod flows;
+mod ledger;
 mod protocol;

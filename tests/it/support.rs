@@ -58,6 +58,10 @@ pub struct Harness {
 
 pub struct Options {
     pub gateway: GatewayConfig,
+    /// Use this running gateway instead of starting one from `gateway`.
+    pub shared_gateway: Option<Gateway>,
+    /// The ledger file; a fresh temporary one when `None`.
+    pub ledger: Option<std::path::PathBuf>,
     pub env: Vec<(String, String)>,
     pub modern: bool,
     /// Point the server at the gateway with the right keys.
@@ -66,7 +70,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { gateway: gateway_config(), env: Vec::new(), modern: false, lfwin: true }
+        Options {
+            gateway: gateway_config(),
+            shared_gateway: None,
+            ledger: None,
+            env: Vec::new(),
+            modern: false,
+            lfwin: true,
+        }
     }
 }
 
@@ -83,7 +94,11 @@ impl Harness {
     }
 
     pub async fn start_with(opts: Options) -> Harness {
-        let gw = Gateway::start(opts.gateway).await.expect("gateway starts");
+        let gw = match opts.shared_gateway {
+            Some(gw) => gw,
+            None => Gateway::start(opts.gateway).await.expect("gateway starts"),
+        };
+        let ledger = opts.ledger.unwrap_or_else(temp_ledger);
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_payment-mcp"));
         for var in ALL_VARS {
             cmd.env_remove(var);
@@ -94,7 +109,7 @@ impl Harness {
                 .env("PAYMENT_SIGN_KEY", SIGN_KEY)
                 .env("PAYMENT_REQUEST_TIMEOUT_MS", "1500");
         }
-        cmd.env("PAYMENT_LOG", "debug");
+        cmd.env("PAYMENT_LOG", "debug").env("PAYMENT_LEDGER", &ledger);
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -146,6 +161,15 @@ impl Harness {
             .await;
         assert_ok(&r)
     }
+}
+
+/// A fresh ledger path in a new temporary directory.
+pub fn temp_ledger() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    std::env::temp_dir().join(format!("payment-mcp-it-{}-{n}-{nanos}", std::process::id())).join("ledger.sqlite3")
 }
 
 /// The structured content of a successful result.
