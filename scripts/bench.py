@@ -100,6 +100,16 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, in ms (resolution 1/CLK_TCK s)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / CLK_TCK
+
+
 def jline(obj: dict) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
@@ -388,6 +398,7 @@ def roundtrips(bin_: str, floor: str, gw: SandboxGateway, calls: int, inflight: 
         fl.call("echo", {"text": "ping"})
 
     # Sequential creates: MCP create, direct gateway create and floor echo, interleaved.
+    cpu0 = {"pm": cpu_ms(pm.p.pid), "gw": cpu_ms(gw.p.pid), "fl": cpu_ms(fl.p.pid)}
     t_create, t_gw_create, t_echo = [], [], []
     orders: list[str] = []
     direct_orders: list[str] = []
@@ -419,6 +430,13 @@ def roundtrips(bin_: str, floor: str, gw: SandboxGateway, calls: int, inflight: 
                 fl.recv()
                 t_echo.append(time.perf_counter() - t0)
 
+    cpu1 = {"pm": cpu_ms(pm.p.pid), "gw": cpu_ms(gw.p.pid), "fl": cpu_ms(fl.p.pid)}
+    cpu = {
+        "create_ms": (cpu1["pm"] - cpu0["pm"]) / calls,
+        "gw_request_ms": (cpu1["gw"] - cpu0["gw"]) / (2 * calls),
+        "echo_ms": (cpu1["fl"] - cpu0["fl"]) / calls,
+    }
+
     # Sequential queries of the orders just created.
     t_query, t_gw_query = [], []
     query_result = None
@@ -439,6 +457,7 @@ def roundtrips(bin_: str, floor: str, gw: SandboxGateway, calls: int, inflight: 
                 direct.post(Direct.QUERY, body)
                 t_gw_query.append(time.perf_counter() - t0)
 
+    cpu["query_ms"] = (cpu_ms(pm.p.pid) - cpu1["pm"]) / calls
     ms = lambda xs, p: pct(xs, p) * 1e3  # noqa: E731
     for name, xs in (
         ("create", t_create),
@@ -483,15 +502,19 @@ def roundtrips(bin_: str, floor: str, gw: SandboxGateway, calls: int, inflight: 
                 sent += 1
         return total / (time.perf_counter() - t0)
 
+    c0 = cpu_ms(pm.p.pid)
     out["creates_per_s"] = pipelined(
         pm,
         lambda k: pm.call_request("create_payment_order", {"merchant_order_no": f"P{tag}-{k}", "amount": "0.01"}),
         pipelined_calls,
     )
+    cpu["pipelined_create_ms"] = (cpu_ms(pm.p.pid) - c0) / pipelined_calls
     out["queries_per_s"] = pipelined(
         pm, lambda k: pm.call_request("query_payment_order", {"order_no": orders[k % len(orders)]}), pipelined_calls
     )
     out["echo_per_s"] = pipelined(fl, lambda k: fl.call_request("echo", {"text": "ping"}), pipelined_calls)
+    out["cpu"] = cpu
+    out["pay_url_chars"] = len(create_result["structuredContent"].get("pay_url") or "")
     direct.close()
     pm.close()
     fl.close()
@@ -557,14 +580,18 @@ def rss_under_load(argv: list[str], env: dict[str, str], total_calls: int, logpa
         "idle_rss_kib": idle["VmRSS"],
         "hwm_kib": end["hwm_kib"],
         "rss_kib": end["rss_kib"],
-        "growth_per_create_bytes": (end["rss_kib"] - idle["VmRSS"]) * 1024 / creates,
+        # One-time growth (HTTP client, connection, first QR, allocator arenas) shows by the first
+        # checkpoint; the slope after it is what each further order costs.
+        "first_checkpoint_rss_kib": points[0]["rss_kib"],
+        "growth_per_create_bytes": (end["rss_kib"] - points[0]["rss_kib"]) * 1024 / max(1, creates - (points[0]["calls"] + 1) // 2),
         "points": points,
         "seconds": elapsed,
     }
 
 
-def qr_figures(qr_bin: str, n: int) -> list[dict]:
-    out = subprocess.run([qr_bin, str(n), "20", "100", "300"], check=True, capture_output=True, text=True).stdout
+def qr_figures(qr_bin: str, n: int, lengths: list[int]) -> list[dict]:
+    argv = [qr_bin, str(n), *(str(x) for x in lengths)]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -786,6 +813,11 @@ def render(r: dict, findings: str) -> str:
             ],
         ),
         "",
+        "CPU time per call (utime + stime from /proc/PID/stat over the whole phase, divided by the calls): "
+        f"payment-mcp {rt['cpu']['create_ms']:.2f} ms per sequential create, {rt['cpu']['query_ms']:.2f} ms per query, "
+        f"{rt['cpu']['pipelined_create_ms']:.2f} ms per create with {rt['inflight']} in flight; "
+        f"gateway process {rt['cpu']['gw_request_ms']:.2f} ms per request; floor {rt['cpu']['echo_ms']:.2f} ms per echo.",
+        "",
         f"## Throughput ({rt['inflight']} in flight, {rt['pipelined_calls']:,} calls each)",
         "",
         f"{rt['inflight']} requests are written at once and a new one is sent as each reply arrives (matched by id).",
@@ -826,7 +858,7 @@ def render(r: dict, findings: str) -> str:
             ["content", "modules", "PNG", "base64", "render p50 / p90", "decodes (rqrr)"],
             [
                 [
-                    f"{q['chars']} chars",
+                    f"{q['chars']} chars" + (" (this run's pay_url length)" if q["chars"] == r["roundtrips"].get("pay_url_chars") else ""),
                     str(q.get("modules", "")),
                     f"{q.get('png_bytes', 'error')} bytes",
                     f"{q.get('base64_bytes', '')} bytes",
@@ -860,8 +892,8 @@ def render(r: dict, findings: str) -> str:
         pts = ", ".join(f"{p['calls']:,}: {p['rss_kib'] / 1024:.2f}" for p in x["points"])
         parts.append(
             f"- {x['label']}: idle {x['idle_rss_kib'] / 1024:.2f} MiB RSS (peak {x['idle_hwm_kib'] / 1024:.2f}); "
-            f"RSS in MiB by calls {pts}; growth ≈ {x['growth_per_create_bytes']:.0f} bytes per created order "
-            f"({x['creates']:,} creates; {x['seconds']:.1f} s)."
+            f"RSS in MiB by calls {pts}; after the one-time growth up to the first checkpoint, ≈ "
+            f"{x['growth_per_create_bytes']:.0f} bytes more per created order ({x['creates']:,} creates in all; {x['seconds']:.1f} s)."
         )
     b = r.get("build")
     parts += [
@@ -940,9 +972,6 @@ def main() -> int:
     r["startup"] = measure_startup(a.bin, a.floor, a.startup_runs, warmup=5)
     r["idle"] = {"payment": idle_rss([a.bin], clean_env()), "floor": idle_rss([a.floor], clean_env())}
 
-    log("QR figures …")
-    r["qr"] = qr_figures(a.qr, a.qr_renders)
-
     log("starting a standalone sandbox gateway …")
     gw = SandboxGateway(a.bin, logdir)
     try:
@@ -955,6 +984,10 @@ def main() -> int:
     log(f"peak RSS over {a.rss_calls:,} calls (embedded sandbox, no env) …")
     rss.append(rss_under_load([a.bin], clean_env(), a.rss_calls, logdir / "payment-mcp.rss-sandbox.stderr.log", "embedded sandbox"))
     r["rss"] = rss
+
+    log("QR figures …")
+    lengths = sorted({20, 100, 300, r["roundtrips"]["pay_url_chars"]} - {0})
+    r["qr"] = qr_figures(a.qr, a.qr_renders, lengths)
     r["load_end"] = os.getloadavg()[0]
 
     if a.with_build_time:
@@ -980,6 +1013,9 @@ def main() -> int:
           f"echo p50 {rt['echo']['p50_ms']:.3f} ms")
     print(f"16 in flight: {rt['creates_per_s']:,.0f} creates/s, {rt['queries_per_s']:,.0f} queries/s, floor echo {rt['echo_per_s']:,.0f}/s, "
           f"gateway alone {rt['gw_creates_per_s']:,.0f} creates/s")
+    c = rt["cpu"]
+    print(f"CPU per call: create {c['create_ms']:.2f} ms (pipelined {c['pipelined_create_ms']:.2f}), query {c['query_ms']:.2f} ms, "
+          f"gateway {c['gw_request_ms']:.2f} ms/request, floor echo {c['echo_ms']:.2f} ms")
     print(f"result text bytes: create {rt['create_sizes']['text_bytes']:,}, query {rt['query_sizes']['text_bytes']:,}")
     for x in r["rss"]:
         print(f"RSS ({x['label']}): idle {x['idle_rss_kib'] / 1024:.2f} MiB → {x['rss_kib'] / 1024:.2f} MiB after {x['calls']:,} calls "

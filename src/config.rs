@@ -26,6 +26,9 @@ pub const ALL_TOOLS: &[&str] = &[
     "refund_payment_order",
     "query_refund_status",
     "wait_for_payment",
+    "list_payment_orders",
+    "get_merchant_info",
+    "verify_payment_notification",
     "sandbox_simulate_payment",
 ];
 

@@ -348,6 +348,64 @@ impl Ledger {
     }
 }
 
+/// One order in a ledger listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedOrder {
+    pub merchant_order_no: String,
+    pub platform_order_no: Option<String>,
+    pub amount: Fen,
+    pub order_time: i64,
+    /// The last state a query saw, if any.
+    pub last_state: Option<String>,
+    /// `intent`, `created` or `unknown`.
+    pub outcome: String,
+}
+
+impl Ledger {
+    /// A page of this account's orders, newest first, with optional filters; and how many match.
+    /// A created order never queried counts as `pending`; one whose outcome is unknown, `unknown`.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn list_orders(
+        &self,
+        account: &Account,
+        state: Option<&str>,
+        from: Option<i64>,
+        to: Option<i64>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(u64, Vec<ListedOrder>), LedgerError> {
+        let conn = self.lock();
+        let filter = "provider = ?1 AND merchant = ?2
+            AND (?3 IS NULL OR COALESCE(last_state, CASE outcome WHEN 'created' THEN 'pending' ELSE 'unknown' END) = ?3)
+            AND (?4 IS NULL OR order_time >= ?4) AND (?5 IS NULL OR order_time <= ?5)";
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM orders WHERE {filter}"),
+            params![account.provider, account.merchant, state, from, to],
+            |r| r.get(0),
+        )?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT merchant_order_no, platform_order_no, amount_fen, order_time, last_state, outcome FROM orders
+             WHERE {filter} ORDER BY order_time DESC, merchant_order_no DESC LIMIT ?6 OFFSET ?7"
+        ))?;
+        let rows = stmt
+            .query_map(params![account.provider, account.merchant, state, from, to, i64::from(limit), offset], |r| {
+                Ok(ListedOrder {
+                    merchant_order_no: r.get(0)?,
+                    platform_order_no: r.get(1)?,
+                    amount: Fen(r.get::<_, i64>(2)?.max(0) as u64),
+                    order_time: r.get(3)?,
+                    last_state: r.get(4)?,
+                    outcome: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((total.max(0) as u64, rows))
+    }
+}
+
 fn select_order(
     conn: &Connection,
     account: &Account,
@@ -454,6 +512,24 @@ mod tests {
         l.finish_refund(&a, "RF1", "accepted", Some("R1"), Some("4001"), Some("processing")).unwrap();
         let row = l.begin_refund(&a, "RF1", "P1", Fen(100)).unwrap().unwrap();
         assert_eq!((row.outcome.as_str(), row.refund_no.as_deref()), ("accepted", Some("R1")));
+    }
+
+    #[test]
+    fn listing_pages_newest_first_with_filters() {
+        let l = Ledger::in_memory().unwrap();
+        let a = account();
+        for i in 0..5i64 {
+            l.begin_order(&a, &format!("L{i}"), Fen(100 + i as u64), 1_700_000_000 + i).unwrap();
+            l.finish_order(&a, &format!("L{i}"), "created", Some(&format!("P{i}")), None, None, None, None).unwrap();
+        }
+        l.note_order_state(&a, "L1", "paid").unwrap();
+        let (total, page) = l.list_orders(&a, None, None, None, 1, 2).unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(page.iter().map(|o| o.merchant_order_no.as_str()).collect::<Vec<_>>(), ["L4", "L3"]);
+        let (total, paid) = l.list_orders(&a, Some("paid"), None, None, 1, 10).unwrap();
+        assert_eq!((total, paid[0].merchant_order_no.as_str()), (1, "L1"));
+        let (total, _) = l.list_orders(&a, Some("pending"), Some(1_700_000_002), None, 1, 10).unwrap();
+        assert_eq!(total, 3);
     }
 
     #[test]

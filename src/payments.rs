@@ -14,8 +14,9 @@ use crate::ledger::{Account, Ledger};
 use crate::money::Fen;
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
-    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, ProviderKind, RefundAccepted,
-    RefundQuery, RefundRequest, RefundState, RefundStatus,
+    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, ListQuery, MerchantInfo, Notification, OrderPage,
+    OrderRef, OrderStatus, OrderSummary, PaymentState, ProviderKind, RefundAccepted, RefundQuery, RefundRequest,
+    RefundState, RefundStatus,
 };
 use crate::sandbox;
 
@@ -52,6 +53,13 @@ fn logged<T>(result: Result<T, crate::ledger::LedgerError>) {
     if let Err(e) = result {
         tracing::error!("could not record the outcome in the order ledger: {e}");
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in China time (UTC+8) → Unix seconds.
+pub fn china_time_to_unix(text: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp() - 8 * 3600)
 }
 
 /// Unix seconds now.
@@ -461,6 +469,97 @@ impl Payments {
     pub async fn query_refund(&self, query: RefundQuery) -> Result<RefundStatus, GatewayError> {
         let gateway = self.gateway(false).await?;
         gateway.query_refund(&query).await
+    }
+
+    /// Lists orders: from the gateway when it has a list API, else from the ledger (the orders this
+    /// server created, with their last known state), optionally refreshed by querying each.
+    ///
+    /// # Errors
+    /// Configuration, the gateway's answer, or an unusable ledger.
+    pub async fn list_orders(
+        &self,
+        query: ListQuery,
+        refresh: bool,
+    ) -> Result<(OrderPage, &'static str), GatewayError> {
+        let gateway = self.gateway(false).await?;
+        if gateway.can_list_orders() {
+            return Ok((gateway.list_orders(&query).await?, "gateway"));
+        }
+        let ledger = self.ledger()?;
+        let from = query.start_time.as_deref().and_then(china_time_to_unix);
+        let to = query.end_time.as_deref().and_then(china_time_to_unix);
+        let state = query.state.map(PaymentState::name);
+        let (total, rows) =
+            ledger.list_orders(&self.account, state, from, to, query.page, query.limit).map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::Config,
+                    format!("The order ledger could not be read ({e}). Check PAYMENT_LEDGER."),
+                )
+                .with_code("PAYMENT_LEDGER")
+            })?;
+        let mut orders: Vec<OrderSummary> = rows
+            .into_iter()
+            .map(|row| OrderSummary {
+                state: Some(match (row.last_state.as_deref(), row.outcome.as_str()) {
+                    (Some(s), _) => PaymentState::from_name(s).unwrap_or_default(),
+                    (None, "created") => PaymentState::Pending,
+                    _ => PaymentState::Unknown,
+                }),
+                platform_order_no: row.platform_order_no,
+                merchant_order_no: Some(row.merchant_order_no),
+                amount: Some(row.amount),
+                created_at: crate::tools::render::rfc3339_china(row.order_time),
+                ..OrderSummary::default()
+            })
+            .collect();
+        if refresh {
+            use futures::{FutureExt as _, StreamExt as _};
+            let lookups: Vec<Option<OrderRef>> = orders
+                .iter()
+                .map(|o| match (&o.platform_order_no, &o.merchant_order_no) {
+                    (Some(no), _) => Some(OrderRef::Platform(no.clone())),
+                    (None, Some(m)) => Some(OrderRef::Merchant { merchant_order_no: m.clone(), order_time: None }),
+                    (None, None) => None,
+                })
+                .collect();
+            let mut futures = Vec::with_capacity(lookups.len());
+            for lookup in lookups {
+                futures.push(
+                    async move {
+                        match lookup {
+                            Some(order) => self.query(order).await.ok(),
+                            None => None,
+                        }
+                    }
+                    .boxed(),
+                );
+            }
+            let refreshed: Vec<Option<OrderStatus>> = futures::stream::iter(futures).buffered(8).collect().await;
+            for (summary, status) in orders.iter_mut().zip(refreshed) {
+                if let Some(status) = status {
+                    summary.state = Some(status.state);
+                    summary.platform_order_no = status.platform_order_no.or(summary.platform_order_no.take());
+                    summary.paid_at = status.paid_time.and_then(crate::tools::render::rfc3339_china);
+                }
+            }
+        }
+        Ok((OrderPage { total: Some(total), page: query.page, limit: query.limit, orders }, "ledger"))
+    }
+
+    /// The merchant account's balance and status, where the gateway offers it.
+    ///
+    /// # Errors
+    /// Configuration, or the gateway's answer.
+    pub async fn merchant_info(&self) -> Result<MerchantInfo, GatewayError> {
+        self.gateway(false).await?.merchant_info().await
+    }
+
+    /// Checks a notification under the configured provider's signing rules; sends nothing.
+    ///
+    /// # Errors
+    /// Configuration problems.
+    pub async fn verify_notification(&self, raw: &str) -> Result<Notification, GatewayError> {
+        Ok(self.gateway(false).await?.verify_notification(raw))
     }
 
     /// Marks a sandbox order paid or failed, as if the payer had acted on the pay page.

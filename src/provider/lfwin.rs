@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{
-    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, OrderRef, OrderStatus, PaymentState, ProviderKind,
-    RefundAccepted, RefundQuery, RefundRecord, RefundRequest, RefundState, RefundStatus,
+    CreateRequest, CreatedOrder, ErrorKind, Gateway, GatewayError, Notification, OrderRef, OrderStatus, PaymentState,
+    ProviderKind, RefundAccepted, RefundQuery, RefundRecord, RefundRequest, RefundState, RefundStatus,
 };
 use crate::config::{ExposeSecret, SecretString};
 use crate::money::Fen;
@@ -636,8 +636,39 @@ fn nonce() -> String {
     random_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Verifies an LFWin payment notification with `sign_key`: the LFWin rule over every field
+/// received except `sign` (`notify_url` percent-decoded once more for signing). Paid only with a
+/// valid signature and `paystatus = 1`.
+pub fn verify_lfwin_notification(raw: &str, sign_key: &str) -> Notification {
+    let fields = super::notification_fields(raw);
+    let given = fields.iter().find(|(k, _)| k == "sign").map(|(_, v)| v.clone()).unwrap_or_default();
+    let signature_valid = !given.is_empty() && sign::signatures_match(&sign::lfwin_sign(&fields, sign_key), &given);
+    let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let raw_status = get("paystatus");
+    let state = match (signature_valid, raw_status.as_deref()) {
+        (false, _) => PaymentState::Unknown,
+        (true, Some("1")) => PaymentState::Paid,
+        (true, Some("2")) => PaymentState::Failed,
+        (true, Some("0")) => PaymentState::Pending,
+        (true, _) => PaymentState::Unknown,
+    };
+    Notification {
+        signature_valid,
+        platform_order_no: get("orderid"),
+        merchant_order_no: get("mch_orderid"),
+        amount: get("pri_paymoney").or_else(|| get("paymoney")).and_then(|m| Fen::from_gateway(&m)),
+        state,
+        raw_status,
+        fields: fields.into_iter().filter(|(k, _)| k != "sign").collect(),
+    }
+}
+
 #[async_trait]
 impl Gateway for LfwinClient {
+    fn verify_notification(&self, raw: &str) -> Notification {
+        verify_lfwin_notification(raw, self.sign_key.expose_secret())
+    }
+
     fn kind(&self) -> ProviderKind {
         self.kind
     }
@@ -941,6 +972,22 @@ mod tests {
         for (code, retry) in [("9000", true), ("3050", true), ("10000", false), ("3040", false), ("3900", false)] {
             assert_eq!(worth_retrying(&Ok(reply(&format!(r#"{{"status":"{code}"}}"#)))), retry, "{code}");
         }
+    }
+
+    #[test]
+    fn notify_vector_from_the_spec_verifies_and_reads_paid() {
+        let raw = "buyer_account=%E5%BE%AE%E4%BF%A1&mch_orderid=7777M51909060005&notify_url=http%3a%2f%2fwww.baidu.com&order_time=1567757383&orderid=201909061609431364590937&paymoney=0.10&paystatus=1&paytime=1567757386&pri_paymoney=0.10&trade_no=4200000401201909061532983835&sign=99d2f41d1df83670b80dd9d7e8bc0939";
+        let n = verify_lfwin_notification(raw, KEY);
+        assert!(n.signature_valid);
+        assert_eq!(n.state, PaymentState::Paid);
+        assert_eq!(n.amount, Some(Fen(10)));
+        assert_eq!(n.merchant_order_no.as_deref(), Some("7777M51909060005"));
+        let tampered = raw.replace("paymoney=0.10&paystatus", "paymoney=9.10&paystatus");
+        let n = verify_lfwin_notification(&tampered, KEY);
+        assert!(!n.signature_valid);
+        assert_eq!(n.state, PaymentState::Unknown, "never paid without a valid signature");
+        assert!(!verify_lfwin_notification(&format!("https://shop.example/notify?{raw}"), "wrong").signature_valid);
+        assert!(verify_lfwin_notification(&format!("https://shop.example/notify?{raw}"), KEY).signature_valid);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`PaymentState`], [`RefundState`] or [`GatewayError`]. Adding a provider means implementing
 //! [`Gateway`]; the tools and the rendering stay as they are.
 
+pub mod epay;
 pub mod lfwin;
 
 use std::fmt;
@@ -43,7 +44,7 @@ impl fmt::Display for ProviderKind {
 }
 
 /// The lifecycle of a payment, as an agent should branch on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentState {
     /// Created, not (yet) paid.
@@ -55,10 +56,34 @@ pub enum PaymentState {
     /// Closed or expired without payment.
     Closed,
     /// The gateway's answer did not say.
+    #[default]
     Unknown,
 }
 
 impl PaymentState {
+    /// Parses the lowercase name used in results and filters.
+    pub fn from_name(name: &str) -> Option<PaymentState> {
+        match name {
+            "pending" => Some(PaymentState::Pending),
+            "paid" => Some(PaymentState::Paid),
+            "failed" => Some(PaymentState::Failed),
+            "closed" => Some(PaymentState::Closed),
+            "unknown" => Some(PaymentState::Unknown),
+            _ => None,
+        }
+    }
+
+    /// The lowercase name used in results and filters.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaymentState::Pending => "pending",
+            PaymentState::Paid => "paid",
+            PaymentState::Failed => "failed",
+            PaymentState::Closed => "closed",
+            PaymentState::Unknown => "unknown",
+        }
+    }
+
     /// Whether this state can still change.
     pub fn is_final(self) -> bool {
         matches!(self, PaymentState::Paid | PaymentState::Failed | PaymentState::Closed)
@@ -208,6 +233,80 @@ pub struct RefundStatus {
     pub message: String,
 }
 
+/// Filters and paging for `list_payment_orders`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// 1-based page number.
+    pub page: u32,
+    /// Orders per page (1..=100).
+    pub limit: u32,
+    /// Only orders in this state (gateways that filter: `pending` and `paid`).
+    pub state: Option<PaymentState>,
+    /// Only this pay type (epay `type`).
+    pub pay_type: Option<String>,
+    /// Only orders created at or after this time, `YYYY-MM-DD HH:MM:SS` in China time.
+    pub start_time: Option<String>,
+    /// Only orders created at or before this time, `YYYY-MM-DD HH:MM:SS` in China time.
+    pub end_time: Option<String>,
+}
+
+/// One order in a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderSummary {
+    pub platform_order_no: Option<String>,
+    pub merchant_order_no: Option<String>,
+    pub pay_type: Option<String>,
+    /// Item name.
+    pub name: Option<String>,
+    pub amount: Option<Fen>,
+    /// What the payer was charged, when it differs from `amount`.
+    pub charged_amount: Option<Fen>,
+    pub state: Option<PaymentState>,
+    /// Creation time as the gateway wrote it (`YYYY-MM-DD HH:MM:SS`, China time).
+    pub created_at: Option<String>,
+    /// Payment time as the gateway wrote it.
+    pub paid_at: Option<String>,
+}
+
+/// A page of orders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderPage {
+    /// All matching orders, when the gateway says.
+    pub total: Option<u64>,
+    pub page: u32,
+    pub limit: u32,
+    pub orders: Vec<OrderSummary>,
+}
+
+/// The merchant account as the gateway describes it. Never carries the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MerchantInfo {
+    pub merchant_id: String,
+    pub name: Option<String>,
+    /// Account balance.
+    pub balance: Option<Fen>,
+    /// The gateway's account status, as it wrote it (e.g. `1` = active).
+    pub status: Option<String>,
+    /// Other non-secret fields the gateway returned (e.g. `vip_time`, `create_time`).
+    pub extra: Vec<(String, String)>,
+}
+
+/// What a payment notification (the gateway's call to the merchant's notify URL) says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notification {
+    /// Whether the signature verifies with the configured key under this provider's rules.
+    pub signature_valid: bool,
+    pub platform_order_no: Option<String>,
+    pub merchant_order_no: Option<String>,
+    pub amount: Option<Fen>,
+    /// `paid` only when the signature is valid AND the notification says paid.
+    pub state: PaymentState,
+    /// The raw status field (`trade_status` for epay, `paystatus` for LFWin).
+    pub raw_status: Option<String>,
+    /// Every field received (decoded), except `sign`.
+    pub fields: Vec<(String, String)>,
+}
+
 /// The classes of failure an agent branches on (`structuredContent.error.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -283,4 +382,44 @@ pub trait Gateway: Send + Sync {
 
     /// Reads refunds of an order.
     async fn query_refund(&self, query: &RefundQuery) -> Result<RefundStatus, GatewayError>;
+
+    /// Whether the gateway has an order-list API ([`Gateway::list_orders`]).
+    fn can_list_orders(&self) -> bool {
+        false
+    }
+
+    /// Lists orders from the gateway.
+    async fn list_orders(&self, _query: &ListQuery) -> Result<OrderPage, GatewayError> {
+        Err(unsupported(self.kind(), "listing orders"))
+    }
+
+    /// Whether the gateway has a merchant-info API ([`Gateway::merchant_info`]).
+    fn can_describe_merchant(&self) -> bool {
+        false
+    }
+
+    /// Reads the merchant account (balance, status).
+    async fn merchant_info(&self) -> Result<MerchantInfo, GatewayError> {
+        Err(unsupported(self.kind(), "merchant information"))
+    }
+
+    /// Checks a notification's raw query string or form body under this provider's signing rules.
+    /// Pure: no request is sent.
+    fn verify_notification(&self, raw: &str) -> Notification;
+}
+
+/// Decodes a notification as received: a query string (with or without the URL before `?`) or a
+/// form body. Values are percent-decoded once, as a web framework would.
+pub fn notification_fields(raw: &str) -> Vec<(String, String)> {
+    let raw = raw.trim();
+    let query = match raw.split_once('?') {
+        Some((before, after)) if !before.contains('=') => after,
+        _ => raw,
+    };
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.trim_start_matches('?')).unwrap_or_default()
+}
+
+/// The error for an operation a gateway does not offer.
+pub fn unsupported(kind: ProviderKind, what: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::Refused, format!("The {kind} gateway offers no API for {what}."))
 }

@@ -173,6 +173,50 @@ pub struct SimulateArgs {
     outcome: SimulatedOutcome,
 }
 
+/// Arguments of `list_payment_orders`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ListArgs {
+    /// Page number, from 1 (default 1).
+    #[schemars(range(min = 1, max = 100000))]
+    page: Option<u32>,
+    /// Orders per page, 1-100 (default 20).
+    #[schemars(range(min = 1, max = 100))]
+    limit: Option<u32>,
+    /// Only orders in this state: pending, paid, failed, closed or unknown.
+    #[schemars(regex(pattern = "^(pending|paid|failed|closed|unknown)$"))]
+    state: Option<String>,
+    /// Only orders of this pay type (epay gateways: alipay, wxpay, …).
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9_]+$"))]
+    pay_type: Option<String>,
+    /// Only orders created at or after this time: `YYYY-MM-DD HH:MM:SS`, China time (UTC+8).
+    #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))]
+    start_time: Option<String>,
+    /// Only orders created at or before this time: `YYYY-MM-DD HH:MM:SS`, China time (UTC+8).
+    #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))]
+    end_time: Option<String>,
+    /// For gateways without a list API (LFWin), the list comes from this server's order ledger;
+    /// true re-queries each listed order for its current state (default false).
+    refresh: Option<bool>,
+}
+
+/// Arguments of `verify_payment_notification`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct VerifyArgs {
+    /// The notification exactly as your notify URL received it: the raw query string (a full URL
+    /// works too) or the form-encoded POST body. Max 8192 characters.
+    #[schemars(length(min = 1, max = 8192))]
+    raw: String,
+}
+
+/// `get_merchant_info` takes no arguments.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
 /// Validated `create_payment_order` arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Create {
@@ -410,6 +454,83 @@ pub fn parse_refund_query(args: &Map<String, Value>) -> Result<crate::provider::
     Ok(crate::provider::RefundQuery { order_no, mch_refund_no })
 }
 
+/// Parses `list_payment_orders` arguments into the query and whether to refresh.
+///
+/// # Errors
+/// `invalid_input` naming the first bad argument.
+pub fn parse_list(args: &Map<String, Value>) -> Result<(crate::provider::ListQuery, bool), GatewayError> {
+    let f = fields(args, &["page", "limit", "state", "pay_type", "start_time", "end_time", "refresh"])?;
+    let number = |name: &str, default: u32, max: u32| -> Result<u32, GatewayError> {
+        match f.get(name) {
+            None => Ok(default),
+            Some(Value::Number(n)) => match n.to_string().parse::<u32>() {
+                Ok(v) if (1..=max).contains(&v) => Ok(v),
+                _ => Err(invalid(format!("`{name}` must be a whole number from 1 to {max}."))),
+            },
+            Some(other) => Err(invalid(format!("`{name}` must be a number, not {}.", json_type(other)))),
+        }
+    };
+    let page = number("page", 1, 100_000)?;
+    let limit = number("limit", 20, 100)?;
+    let state = string(&f, "state")?
+        .map(|s| {
+            crate::provider::PaymentState::from_name(s)
+                .ok_or_else(|| invalid("`state` must be one of pending, paid, failed, closed, unknown."))
+        })
+        .transpose()?;
+    let pay_type = string(&f, "pay_type")?
+        .map(|s| {
+            if !s.is_empty()
+                && s.len() <= 32
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                Ok(s.to_owned())
+            } else {
+                Err(invalid("`pay_type` must be a lowercase identifier such as alipay or wxpay."))
+            }
+        })
+        .transpose()?;
+    let time = |name: &str| -> Result<Option<String>, GatewayError> {
+        string(&f, name)?
+            .map(|s| match crate::payments::china_time_to_unix(s) {
+                Some(_) => Ok(s.trim().to_owned()),
+                None => Err(invalid(format!(
+                    "`{name}` must be `YYYY-MM-DD HH:MM:SS` (China time), e.g. 2026-11-25 00:00:00."
+                ))),
+            })
+            .transpose()
+    };
+    let start_time = time("start_time")?;
+    let end_time = time("end_time")?;
+    let refresh = match f.get("refresh") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(invalid(format!("`refresh` must be true or false, not {}.", json_type(other)))),
+    };
+    Ok((crate::provider::ListQuery { page, limit, state, pay_type, start_time, end_time }, refresh))
+}
+
+/// Parses `verify_payment_notification` arguments.
+///
+/// # Errors
+/// `invalid_input` when `raw` is missing, empty or too long.
+pub fn parse_verify(args: &Map<String, Value>) -> Result<String, GatewayError> {
+    let f = fields(args, &["raw"])?;
+    let raw = required(&f, "raw")?;
+    if raw.trim().is_empty() || raw.len() > 8192 {
+        return Err(invalid("`raw` must be the notification's query string or form body, 1-8192 characters."));
+    }
+    Ok(raw.to_owned())
+}
+
+/// Checks that a tool without arguments got none.
+///
+/// # Errors
+/// `invalid_input` naming any argument given.
+pub fn parse_none(args: &Map<String, Value>) -> Result<(), GatewayError> {
+    fields(args, &[]).map(|_| ())
+}
+
 /// Parses `sandbox_simulate_payment` arguments into (order number, paid?).
 ///
 /// # Errors
@@ -520,6 +641,8 @@ mod tests {
             rmcp::handler::server::common::schema_for_input::<RefundQueryArgs>().unwrap(),
             rmcp::handler::server::common::schema_for_input::<SimulateArgs>().unwrap(),
             rmcp::handler::server::common::schema_for_input::<WaitArgs>().unwrap(),
+            rmcp::handler::server::common::schema_for_input::<ListArgs>().unwrap(),
+            rmcp::handler::server::common::schema_for_input::<VerifyArgs>().unwrap(),
         ] {
             assert_eq!(schema.get("additionalProperties"), Some(&json!(false)));
             for (name, prop) in schema["properties"].as_object().unwrap() {

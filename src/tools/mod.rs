@@ -151,6 +151,59 @@ impl PaymentServer {
         .await
     }
 
+    /// List payment orders, newest first, with paging and filters (state, pay_type, time range).
+    /// Gateways with a list API (epay) are asked directly; for LFWin the list is this server's order
+    /// ledger with each order's last known state (refresh=true re-queries them).
+    #[tool(
+        title = "List payment orders",
+        input_schema = input::<args::ListArgs>(),
+        output_schema = schema_for_output::<render::ListOutput>(),
+        annotations(title = "List payment orders", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn list_payment_orders(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            let (query, refresh) = args::parse_list(&raw)?;
+            let (page, source) = self.payments.list_orders(query, refresh).await?;
+            Ok(render::list(self.origin(), &page, source, refresh && source == "ledger"))
+        })
+        .await
+    }
+
+    /// Get the merchant account's balance and status from the gateway (epay gateways). The key is
+    /// never part of the result.
+    #[tool(
+        title = "Get merchant info",
+        input_schema = input::<args::NoArgs>(),
+        output_schema = schema_for_output::<render::MerchantOutput>(),
+        annotations(title = "Get merchant info", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn get_merchant_info(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            args::parse_none(&raw)?;
+            let info = self.payments.merchant_info().await?;
+            Ok(render::merchant(self.origin(), &info))
+        })
+        .await
+    }
+
+    /// Check a payment notification that a gateway sent to your notify URL: pass the raw query
+    /// string or form body. Says whether the signature is valid under the configured provider's
+    /// rules, and the order number, amount and state it claims. Sends nothing to the gateway.
+    #[tool(
+        title = "Verify payment notification",
+        input_schema = input::<args::VerifyArgs>(),
+        output_schema = schema_for_output::<render::VerifyOutput>(),
+        annotations(title = "Verify payment notification", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn verify_payment_notification(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(false, async {
+            let notification = args::parse_verify(&raw)?;
+            let checked = self.payments.verify_notification(&notification).await?;
+            Ok(render::verified(self.origin(), &checked))
+        })
+        .await
+    }
+
     /// Refund all or part of a paid order. Moves money back to the payer. The gateway only accepts
     /// the refund (state `processing`); confirm with query_refund_status. Reusing mch_refund_no never
     /// refunds twice.
@@ -212,6 +265,11 @@ impl PaymentServer {
     }
 }
 
+/// Whether a provider's protocol has no refund query (epay), so `query_refund_status` is hidden.
+fn kind_has_no_refund_query(kind: crate::provider::ProviderKind) -> bool {
+    kind == crate::provider::ProviderKind::Epay
+}
+
 impl PaymentServer {
     /// A server over `payments`, listing only the tools its configuration allows.
     pub fn new(payments: Arc<Payments>) -> Self {
@@ -220,7 +278,12 @@ impl PaymentServer {
         let names: Vec<String> = tool_router.map.keys().map(|k| k.to_string()).collect();
         for name in names {
             let sandbox_only = name.starts_with("sandbox_");
-            if !config.tool_enabled(&name) || (sandbox_only && !payments.is_sandbox()) {
+            let epay_only = name == "get_merchant_info";
+            let kind = payments.kind();
+            if !config.tool_enabled(&name)
+                || (sandbox_only && !payments.is_sandbox())
+                || (epay_only && kind != crate::provider::ProviderKind::Epay)
+            {
                 tool_router.remove_route(&name);
             }
         }
@@ -230,6 +293,10 @@ impl PaymentServer {
                     annotations.open_world_hint = Some(false);
                 }
             }
+        }
+        // Refunds on epay gateways cannot be confirmed, and path-style ones have no refund API.
+        if kind_has_no_refund_query(payments.kind()) {
+            tool_router.remove_route("query_refund_status");
         }
         PaymentServer { payments, tool_router }
     }

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::money::Fen;
 use crate::payments::{CreateOutcome, RefundOutcome};
 use crate::provider::{
-    ErrorKind, GatewayError, OrderRef, OrderStatus, PaymentState, ProviderKind, RefundRecord, RefundState, RefundStatus,
+    ErrorKind, GatewayError, MerchantInfo, Notification, OrderPage, OrderRef, OrderStatus, PaymentState, ProviderKind,
+    RefundRecord, RefundState, RefundStatus,
 };
 use crate::qr;
 
@@ -575,6 +576,193 @@ pub fn refund_query(
     };
     let v = to_value(&out);
     Ok(success(origin, v.clone(), v, None))
+}
+
+/// One order in `list_payment_orders`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListedOrder {
+    /// The platform order number, when known.
+    pub order_no: Option<String>,
+    /// The merchant order number, when known.
+    pub merchant_order_no: Option<String>,
+    /// The last known state (pending, paid, failed, closed, unknown).
+    pub state: Option<PaymentState>,
+    /// The order amount in yuan.
+    pub amount: Option<String>,
+    /// What the payer was charged, when it differs.
+    pub charged_amount: Option<String>,
+    /// The pay type (epay), when known.
+    pub pay_type: Option<String>,
+    /// The item name, when known.
+    pub name: Option<String>,
+    /// When it was created.
+    pub created_at: Option<String>,
+    /// When it was paid.
+    pub paid_at: Option<String>,
+}
+
+/// The result of `list_payment_orders`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ListOutput {
+    /// True when the list could be read.
+    pub success: bool,
+    /// `gateway` (the gateway's own list) or `ledger` (the orders this server created, with their
+    /// last known state).
+    pub source: &'static str,
+    /// Whether ledger states were refreshed by querying the gateway.
+    pub refreshed: bool,
+    /// All matching orders, when known.
+    pub total: Option<u64>,
+    /// This page's number.
+    pub page: u32,
+    /// Orders per page.
+    pub limit: u32,
+    /// The orders, newest first.
+    pub orders: Vec<ListedOrder>,
+    /// A human-readable summary.
+    pub message: String,
+    /// Which gateway answered.
+    pub provider: &'static str,
+    /// True only in the sandbox.
+    pub sandbox: bool,
+}
+
+/// Renders an order list.
+pub fn list(origin: Origin, page: &OrderPage, source: &'static str, refreshed: bool) -> CallToolResult {
+    let orders: Vec<ListedOrder> = page
+        .orders
+        .iter()
+        .map(|o| ListedOrder {
+            order_no: o.platform_order_no.clone(),
+            merchant_order_no: o.merchant_order_no.clone(),
+            state: o.state,
+            amount: o.amount.map(Fen::to_yuan),
+            charged_amount: o.charged_amount.filter(|c| Some(*c) != o.amount).map(Fen::to_yuan),
+            pay_type: o.pay_type.clone(),
+            name: o.name.clone(),
+            created_at: o.created_at.clone(),
+            paid_at: o.paid_at.clone(),
+        })
+        .collect();
+    let message = match source {
+        "ledger" => format!(
+            "{} order(s) on this page, from this server's order ledger ({}). The gateway offers no list API; pass refresh=true to re-query each order's state.",
+            orders.len(),
+            if refreshed { "states refreshed just now" } else { "last known states" }
+        ),
+        _ => format!("{} order(s) on this page, from the gateway.", orders.len()),
+    };
+    let out = ListOutput {
+        success: true,
+        source,
+        refreshed,
+        total: page.total,
+        page: page.page,
+        limit: page.limit,
+        orders,
+        message,
+        provider: origin.provider.as_str(),
+        sandbox: origin.sandbox(),
+    };
+    let v = to_value(&out);
+    success(origin, v.clone(), v, None)
+}
+
+/// The result of `get_merchant_info`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MerchantOutput {
+    /// True when the gateway answered.
+    pub success: bool,
+    /// The merchant id (epay pid).
+    pub merchant_id: String,
+    /// The account name.
+    pub name: Option<String>,
+    /// The account balance in yuan.
+    pub balance: Option<String>,
+    /// The account status as the gateway wrote it.
+    pub status: Option<String>,
+    /// Other non-secret fields the gateway returned.
+    pub extra: std::collections::BTreeMap<String, String>,
+    /// Which gateway answered.
+    pub provider: &'static str,
+    /// True only in the sandbox.
+    pub sandbox: bool,
+}
+
+/// Renders merchant information.
+pub fn merchant(origin: Origin, info: &MerchantInfo) -> CallToolResult {
+    let out = MerchantOutput {
+        success: true,
+        merchant_id: info.merchant_id.clone(),
+        name: info.name.clone(),
+        balance: info.balance.map(Fen::to_yuan),
+        status: info.status.clone(),
+        extra: info.extra.iter().cloned().collect(),
+        provider: origin.provider.as_str(),
+        sandbox: origin.sandbox(),
+    };
+    let v = to_value(&out);
+    success(origin, v.clone(), v, None)
+}
+
+/// The result of `verify_payment_notification`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct VerifyOutput {
+    /// True when the notification could be checked (see signature_valid for the verdict).
+    pub success: bool,
+    /// Whether the signature verifies with the configured key under the provider's rules.
+    pub signature_valid: bool,
+    /// paid only when the signature is valid and the notification says paid.
+    pub state: PaymentState,
+    /// The platform order number it names.
+    pub order_no: Option<String>,
+    /// The merchant order number it names.
+    pub merchant_order_no: Option<String>,
+    /// The paid amount in yuan it names: compare it with the order before trusting it.
+    pub amount: Option<String>,
+    /// The raw status field (trade_status or paystatus).
+    pub raw_status: Option<String>,
+    /// Which signing rules were applied: lfwin or epay.
+    pub rule: &'static str,
+    /// Every field received, decoded (without sign).
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// What to do next.
+    pub next_action: String,
+    /// Which provider's rules were used.
+    pub provider: &'static str,
+    /// True only in the sandbox.
+    pub sandbox: bool,
+}
+
+/// Renders a notification check.
+pub fn verified(origin: Origin, n: &Notification) -> CallToolResult {
+    let next_action = if !n.signature_valid {
+        "Do NOT trust this notification: its signature does not verify with the configured key. Do not deliver goods; query the order with query_payment_order instead.".to_owned()
+    } else if n.state == PaymentState::Paid {
+        "The signature is valid and it says paid. Check that amount matches the order's amount, then deliver, and answer the gateway with the plain body `success` so it stops retrying.".to_owned()
+    } else {
+        "The signature is valid but it does not say paid; do not deliver. Query the order for its current state."
+            .to_owned()
+    };
+    let out = VerifyOutput {
+        success: true,
+        signature_valid: n.signature_valid,
+        state: n.state,
+        order_no: n.platform_order_no.clone(),
+        merchant_order_no: n.merchant_order_no.clone(),
+        amount: n.amount.map(Fen::to_yuan),
+        raw_status: n.raw_status.clone(),
+        rule: match origin.provider {
+            ProviderKind::Epay => "epay",
+            _ => "lfwin",
+        },
+        fields: n.fields.iter().cloned().collect(),
+        next_action,
+        provider: origin.provider.as_str(),
+        sandbox: origin.sandbox(),
+    };
+    let v = to_value(&out);
+    success(origin, v.clone(), v, None)
 }
 
 /// The result of `sandbox_simulate_payment`.

@@ -34,6 +34,12 @@ async fn every_bad_input_is_refused_before_any_request() {
         ("refund_payment_order", json!({"order_no": "O1", "refund_amount": 1, "refund_no": "R"})),
         ("query_refund_status", json!({"mch_refund_no": "R"})),
         ("wait_for_payment", json!({"order_no": "O1", "timeout_seconds": 0})),
+        ("list_payment_orders", json!({"limit": 101})),
+        ("list_payment_orders", json!({"state": "done"})),
+        ("list_payment_orders", json!({"start_time": "yesterday"})),
+        ("list_payment_orders", json!({"refresh": "yes"})),
+        ("verify_payment_notification", json!({})),
+        ("verify_payment_notification", json!({"raw": ""})),
         ("wait_for_payment", json!({"order_no": "O1", "timeout_seconds": 601})),
         ("wait_for_payment", json!({"order_no": "O1", "timeout": 5})),
         ("query_refund_status", json!({"order_no": "O1", "mch_refund_no": "R R"})),
@@ -80,7 +86,7 @@ async fn guardrails_refuse_before_any_request() {
 async fn read_only_and_allow_list_hide_tools() {
     let h = Harness::start_with(Options::default().env("PAYMENT_READ_ONLY", "true")).await;
     let names: Vec<String> = h.client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 5, "{names:?}");
     assert!(!names.iter().any(|n| n == "create_payment_order" || n == "refund_payment_order"));
     let params = rmcp::model::CallToolRequestParams::new("create_payment_order")
         .with_arguments(json!({"merchant_order_no": "RO-1", "amount": 1}).as_object().unwrap().clone());
@@ -98,7 +104,7 @@ async fn bad_configuration_never_stops_startup_and_names_the_variable() {
         .env("PAYMENT_API_KEY", API_KEY)
         .env("PAYMENT_API_BASE_URL", "http://gateway.example.com");
     let h = Harness::start_with(opts).await;
-    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 5);
+    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 7);
     let r = h.call("query_payment_order", json!({"order_no": "O1"})).await;
     let e = assert_err(&r, "config");
     let msg = e["message"].as_str().unwrap();

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod extras;
 mod faults;
 mod flows;
 mod ledger;

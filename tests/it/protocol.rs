@@ -22,9 +22,11 @@ async fn initialize_reports_name_version_instructions_and_well_formed_tools() {
         names,
         [
             "create_payment_order",
+            "list_payment_orders",
             "query_payment_order",
             "query_refund_status",
             "refund_payment_order",
+            "verify_payment_notification",
             "wait_for_payment"
         ]
     );
@@ -33,8 +35,8 @@ async fn initialize_reports_name_version_instructions_and_well_formed_tools() {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
         let a = t.annotations.as_ref().expect("annotations");
         assert!(a.title.is_some());
-        assert_eq!(a.open_world_hint, Some(true));
-        let read_only = t.name.starts_with("query_") || t.name == "wait_for_payment";
+        assert_eq!(a.open_world_hint, Some(t.name != "verify_payment_notification"));
+        let read_only = !matches!(t.name.as_ref(), "create_payment_order" | "refund_payment_order");
         assert_eq!(a.read_only_hint, Some(read_only), "{}", t.name);
         for (name, prop) in t.input_schema["properties"].as_object().unwrap() {
             assert!(prop.get("description").is_some(), "{}.{name} has a description", t.name);
@@ -47,7 +49,7 @@ async fn initialize_reports_name_version_instructions_and_well_formed_tools() {
 #[tokio::test]
 async fn a_2026_07_28_client_discovers_and_calls_tools() {
     let h = Harness::start_with(Options { modern: true, ..Options::default() }).await;
-    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 5);
+    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 7);
     let s = h.create("MODERN-1", "4.56").await;
     assert_eq!(s["amount"], "4.56");
     let q = assert_ok(&h.call("query_payment_order", json!({"order_no": s["order_no"]})).await);
