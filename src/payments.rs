@@ -354,17 +354,7 @@ impl Payments {
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        if let Some(max) = self.config.max_refund
-            && request.amount > max
-        {
-            return Err(GatewayError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "The refund amount {} is above this server's limit of {} (PAYMENT_MAX_REFUND_AMOUNT); nothing was sent.",
-                    request.amount, max
-                ),
-            ));
-        }
+        self.check_refund_limit(&request)?;
         let gateway = self.gateway(true).await?;
         let ledger = self.ledger()?;
         let account = &self.account;
@@ -459,6 +449,23 @@ impl Payments {
                 logged(ledger.forget_refund(account, &no));
                 Err(err)
             }
+        }
+    }
+
+    /// Refuses a refund above `PAYMENT_MAX_REFUND_AMOUNT`, before anyone is asked or anything sent.
+    ///
+    /// # Errors
+    /// `invalid_input` naming the limit.
+    pub fn check_refund_limit(&self, request: &RefundRequest) -> Result<(), GatewayError> {
+        match self.config.max_refund {
+            Some(max) if request.amount > max => Err(GatewayError::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "The refund amount {} is above this server's limit of {} (PAYMENT_MAX_REFUND_AMOUNT); nothing was sent.",
+                    request.amount, max
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 

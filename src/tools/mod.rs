@@ -6,6 +6,7 @@
 //! handler that panics.
 
 pub mod args;
+pub mod confirm;
 pub mod render;
 
 use std::future::Future;
@@ -15,8 +16,10 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input, schema_for_output};
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses as ToolInputResponses, RequestState};
 use rmcp::model::{
-    CallToolResult, Implementation, JsonObject, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    CallToolResponse, CallToolResult, Implementation, JsonObject, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -44,6 +47,7 @@ fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 #[derive(Clone)]
 pub struct PaymentServer {
     payments: Arc<Payments>,
+    pending_confirmations: Arc<confirm::Pending>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -213,20 +217,43 @@ impl PaymentServer {
         output_schema = schema_for_output::<render::RefundOutput>(),
         annotations(title = "Refund payment order", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn refund_payment_order(&self, raw: JsonObject) -> CallToolResult {
-        self.guard(true, async {
-            let a = args::parse_refund(&raw)?;
-            let derived = a.derived_refund_no;
-            let request = RefundRequest {
-                order_no: a.order_no,
-                amount: a.amount,
-                reason: a.reason,
-                mch_refund_no: a.mch_refund_no,
-            };
-            let outcome = self.payments.refund(request).await?;
-            Ok(render::refund(self.origin(), &outcome, derived))
-        })
-        .await
+    async fn refund_payment_order(
+        &self,
+        raw: JsonObject,
+        ctx: RequestContext<RoleServer>,
+        RequestState(state): RequestState,
+        ToolInputResponses(responses): ToolInputResponses,
+    ) -> CallToolResponse {
+        let mut ask = None;
+        let result = self
+            .guard(true, async {
+                let a = args::parse_refund(&raw)?;
+                let derived = a.derived_refund_no;
+                let request = RefundRequest {
+                    order_no: a.order_no,
+                    amount: a.amount,
+                    reason: a.reason,
+                    mch_refund_no: a.mch_refund_no,
+                };
+                self.payments.check_refund_limit(&request)?;
+                if self.payments.config().confirm_refunds {
+                    match confirm::refund(&ctx, &self.pending_confirmations, &request, state, responses).await {
+                        confirm::Decision::Confirmed => {}
+                        confirm::Decision::Ask(input) => {
+                            ask = Some(input);
+                            return Ok(CallToolResult::success(Vec::new()));
+                        }
+                        confirm::Decision::Refused(err) => return Err(err),
+                    }
+                }
+                let outcome = self.payments.refund(request).await?;
+                Ok(render::refund(self.origin(), &outcome, derived))
+            })
+            .await;
+        match ask {
+            Some(input) => input.into(),
+            None => result.into(),
+        }
     }
 
     /// Check a refund's state (processing, refunded, failed) by order_no and mch_refund_no, or list
@@ -298,7 +325,7 @@ impl PaymentServer {
         if kind_has_no_refund_query(payments.kind()) {
             tool_router.remove_route("query_refund_status");
         }
-        PaymentServer { payments, tool_router }
+        PaymentServer { payments, pending_confirmations: Arc::default(), tool_router }
     }
 
     fn origin(&self) -> Origin {

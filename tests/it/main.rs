@@ -5,8 +5,10 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod confirm;
 mod extras;
 mod faults;
 mod flows;
 mod ledger;
 mod protocol;
+mod fake_epay;

@@ -50,9 +50,45 @@ pub fn gateway_config() -> GatewayConfig {
     }
 }
 
+/// The test's MCP client: declares elicitation and answers it when `confirm` is set.
+#[derive(Clone, Default)]
+pub struct TestClient {
+    /// `Some(true)`: accept and tick; `Some(false)`: decline; `None`: no elicitation capability.
+    pub confirm: Option<bool>,
+    /// How many elicitation requests arrived.
+    pub asked: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rmcp::ClientHandler for TestClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut caps = rmcp::model::ClientCapabilities::default();
+        if self.confirm.is_some() {
+            caps.elicitation = Some(rmcp::model::ElicitationCapability::default());
+        }
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("payment-mcp-tests", "1.0"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        use rmcp::model::{ElicitResult, ElicitationAction};
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(match self.confirm {
+            Some(true) => {
+                let mut r = ElicitResult::new(ElicitationAction::Accept);
+                r.content = Some(serde_json::json!({"confirm": true}));
+                r
+            }
+            _ => ElicitResult::new(ElicitationAction::Decline),
+        })
+    }
+}
+
 pub struct Harness {
     pub gw: Gateway,
-    pub client: RunningService<RoleClient, ()>,
+    pub client: RunningService<RoleClient, TestClient>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -64,6 +100,7 @@ pub struct Options {
     pub ledger: Option<std::path::PathBuf>,
     pub env: Vec<(String, String)>,
     pub modern: bool,
+    pub client: TestClient,
     /// Point the server at the gateway with the right keys.
     pub lfwin: bool,
 }
@@ -76,6 +113,7 @@ impl Default for Options {
             ledger: None,
             env: Vec::new(),
             modern: false,
+            client: TestClient::default(),
             lfwin: true,
         }
     }
@@ -127,15 +165,19 @@ impl Harness {
                 }
             });
         }
+        let handler = opts.client.clone();
         let client = if opts.modern {
-            ().serve_with_lifecycle(
-                transport,
-                ClientLifecycleMode::Discover { preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28] },
-            )
-            .await
-            .expect("discover handshake")
+            handler
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .expect("discover handshake")
         } else {
-            ().serve(transport).await.expect("initialize handshake")
+            handler.serve(transport).await.expect("initialize handshake")
         };
         Harness { gw, client, stderr: log }
     }
