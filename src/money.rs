@@ -185,4 +185,38 @@ mod tests {
         assert_eq!(Fen::from_gateway("0.10"), Some(Fen(10)));
         assert_eq!(Fen::from_gateway("abc"), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn every_fen_amount_round_trips_through_yuan_text(fen in 1u64..=MAX_FEN) {
+                let text = Fen(fen).to_yuan();
+                prop_assert_eq!(Fen::parse_yuan(&text), Ok(Fen(fen)));
+                let number: Value = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(Fen::from_json(&number), Ok(Fen(fen)));
+            }
+
+            #[test]
+            fn parsing_arbitrary_text_never_panics_and_accepts_only_exact_amounts(text in ".{0,24}") {
+                if let Ok(fen) = Fen::parse_yuan(&text) {
+                    prop_assert!(fen.0 >= 1 && fen.0 <= MAX_FEN);
+                    // Whatever was accepted means exactly what it says.
+                    let t = text.trim();
+                    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+                    prop_assert!(frac.len() <= 2);
+                    let expected = int.parse::<u64>().unwrap() * 100 + format!("{frac:0<2}").parse::<u64>().unwrap();
+                    prop_assert_eq!(fen.0, expected);
+                }
+            }
+
+            #[test]
+            fn three_decimals_are_always_refused(int in 0u64..1_000_000, frac in 0u32..1000) {
+                let text = format!("{int}.{frac:03}");
+                prop_assert!(Fen::parse_yuan(&text).is_err());
+            }
+        }
+    }
 }

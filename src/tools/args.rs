@@ -650,4 +650,80 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                "-?[0-9]{1,12}(\\.[0-9]{0,4})?(e[0-9])?".prop_map(|t| serde_json::from_str(&t).unwrap_or(Value::Null)),
+                ".{0,80}".prop_map(Value::String),
+                "[A-Za-z0-9_.-]{1,70}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(2, 8, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn arguments() -> impl Strategy<Value = Map<String, Value>> {
+            let names = prop_oneof![
+                Just("merchant_order_no".to_owned()),
+                Just("amount".to_owned()),
+                Just("order_no".to_owned()),
+                Just("refund_amount".to_owned()),
+                Just("mch_refund_no".to_owned()),
+                Just("reason".to_owned()),
+                Just("subject".to_owned()),
+                Just("notify_url".to_owned()),
+                Just("order_time".to_owned()),
+                Just("timeout_seconds".to_owned()),
+                Just("limit".to_owned()),
+                Just("raw".to_owned()),
+                "[a-z_]{1,12}",
+            ];
+            prop::collection::btree_map(names, json_value(), 0..6).prop_map(|m| m.into_iter().collect())
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_arguments_never_panic_and_every_refusal_is_invalid_input(args in arguments()) {
+                let errors = [
+                    parse_create(&args).err(),
+                    parse_query(&args).err(),
+                    parse_refund(&args).err(),
+                    parse_refund_query(&args).err(),
+                    parse_wait(&args).err(),
+                    parse_list(&args).err(),
+                    parse_verify(&args).err(),
+                    parse_simulate(&args).err(),
+                ];
+                for e in errors.into_iter().flatten() {
+                    prop_assert_eq!(e.kind, ErrorKind::InvalidInput);
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+
+            #[test]
+            fn an_accepted_create_holds_only_valid_values(args in arguments()) {
+                if let Ok(c) = parse_create(&args) {
+                    prop_assert!(!c.merchant_order_no.is_empty() && c.merchant_order_no.len() <= 64);
+                    prop_assert!(c.merchant_order_no.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)));
+                    prop_assert!(c.amount.0 >= 1 && c.amount.0 <= crate::money::MAX_FEN);
+                    prop_assert!(c.subject.as_ref().is_none_or(|s| s.chars().count() <= 128 && !s.chars().any(char::is_control)));
+                }
+                if let Ok(r) = parse_refund(&args) {
+                    prop_assert!(r.mch_refund_no.len() <= 40 && r.reason.chars().count() <= 100);
+                    prop_assert!(r.amount.0 >= 1);
+                }
+            }
+        }
+    }
 }

@@ -144,3 +144,36 @@ async fn an_unreachable_gateway_is_a_transport_error() {
     let e = assert_err(&r, "transport");
     assert!(e["message"].as_str().unwrap().contains("not sent"));
 }
+
+#[tokio::test]
+async fn a_create_that_never_reached_the_gateway_stays_unknown_and_a_repeat_creates_it_once() {
+    let h = Harness::start().await;
+    h.gw.fault_next(Fault::DropBeforeRecord(Duration::from_millis(2500)));
+    let r = h.call("create_payment_order", json!({"merchant_order_no": "F-9", "amount": "3.00"})).await;
+    // The follow-up query finds nothing; with LFWin, "not found" right after creation is not proof
+    // (the platform order appears when the payer opens the page), so the outcome stays unknown.
+    assert_err(&r, "outcome_unknown");
+    assert!(h.gw.order("F-9").is_none());
+    let again = assert_ok(&h.call("create_payment_order", json!({"merchant_order_no": "F-9", "amount": "3.00"})).await);
+    assert!(again["order_no"].as_str().is_some());
+    assert_eq!(h.gw.order("F-9").unwrap().money.0, 300);
+    let creates = h.gw.requests().iter().filter(|r| r.path.contains("pre_order")).count();
+    assert_eq!(creates, 1, "the dropped request was never recorded; the repeat created it once");
+}
+
+#[tokio::test]
+async fn a_refund_whose_reply_was_lost_is_settled_by_a_refund_query() {
+    let h = Harness::start().await;
+    let created = h.create("F-10", "5.00").await;
+    let order_no = created["order_no"].as_str().unwrap();
+    h.gw.simulate_payment(order_no, true).unwrap();
+    h.gw.fault_next(Fault::Delay(Duration::from_millis(2500)));
+    let args = json!({"order_no": order_no, "refund_amount": "2.00", "mch_refund_no": "F-10-RF"});
+    let s = assert_ok(&h.call("refund_payment_order", args.clone()).await);
+    assert_eq!(s["state"], "processing");
+    assert!(s["message"].as_str().unwrap().contains("lost"));
+    // Repeating it is a replay, never a second refund.
+    let again = assert_ok(&h.call("refund_payment_order", args).await);
+    assert_eq!(again["replayed"], true);
+    assert_eq!(h.gw.order(order_no).unwrap().refunds.len(), 1);
+}
