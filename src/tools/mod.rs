@@ -40,7 +40,39 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The input schema for a tool, without the panic rmcp's macro would raise on a bad one.
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_input::<T>().unwrap_or_else(|_| schema_for_empty_input())
+    without_int_formats(schema_for_input::<T>().unwrap_or_else(|_| schema_for_empty_input()))
+}
+
+/// The output schema for a tool.
+fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    without_int_formats(schema_for_output::<T>())
+}
+
+/// Drops schemars' `"format": "uint32"`-style annotations: they are not JSON Schema formats, and
+/// clients' validators (ajv in MCP Inspector and the TypeScript SDK) print a warning for each.
+fn without_int_formats(schema: Arc<JsonObject>) -> Arc<JsonObject> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map
+                    .get("format")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| f.starts_with("uint") || f.starts_with("int"))
+                {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::Value::Object(schema.as_ref().clone());
+    strip(&mut value);
+    match value {
+        serde_json::Value::Object(map) => Arc::new(map),
+        _ => schema,
+    }
 }
 
 /// The MCP server: the tool router plus the payment service behind it.
@@ -59,7 +91,7 @@ impl PaymentServer {
     #[tool(
         title = "Create payment order",
         input_schema = input::<args::CreateArgs>(),
-        output_schema = schema_for_output::<render::CreateOutput>(),
+        output_schema = output::<render::CreateOutput>(),
         annotations(title = "Create payment order", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn create_payment_order(&self, raw: JsonObject) -> CallToolResult {
@@ -85,7 +117,7 @@ impl PaymentServer {
     #[tool(
         title = "Query payment order",
         input_schema = input::<args::QueryArgs>(),
-        output_schema = schema_for_output::<render::QueryOutput>(),
+        output_schema = output::<render::QueryOutput>(),
         annotations(title = "Query payment order", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn query_payment_order(&self, raw: JsonObject) -> CallToolResult {
@@ -103,7 +135,7 @@ impl PaymentServer {
     #[tool(
         title = "Wait for payment",
         input_schema = input::<args::WaitArgs>(),
-        output_schema = schema_for_output::<render::QueryOutput>(),
+        output_schema = output::<render::QueryOutput>(),
         annotations(title = "Wait for payment", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn wait_for_payment(
@@ -161,7 +193,7 @@ impl PaymentServer {
     #[tool(
         title = "List payment orders",
         input_schema = input::<args::ListArgs>(),
-        output_schema = schema_for_output::<render::ListOutput>(),
+        output_schema = output::<render::ListOutput>(),
         annotations(title = "List payment orders", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn list_payment_orders(&self, raw: JsonObject) -> CallToolResult {
@@ -178,7 +210,7 @@ impl PaymentServer {
     #[tool(
         title = "Get merchant info",
         input_schema = input::<args::NoArgs>(),
-        output_schema = schema_for_output::<render::MerchantOutput>(),
+        output_schema = output::<render::MerchantOutput>(),
         annotations(title = "Get merchant info", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn get_merchant_info(&self, raw: JsonObject) -> CallToolResult {
@@ -196,7 +228,7 @@ impl PaymentServer {
     #[tool(
         title = "Verify payment notification",
         input_schema = input::<args::VerifyArgs>(),
-        output_schema = schema_for_output::<render::VerifyOutput>(),
+        output_schema = output::<render::VerifyOutput>(),
         annotations(title = "Verify payment notification", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn verify_payment_notification(&self, raw: JsonObject) -> CallToolResult {
@@ -214,7 +246,7 @@ impl PaymentServer {
     #[tool(
         title = "Refund payment order",
         input_schema = input::<args::RefundArgs>(),
-        output_schema = schema_for_output::<render::RefundOutput>(),
+        output_schema = output::<render::RefundOutput>(),
         annotations(title = "Refund payment order", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
     async fn refund_payment_order(
@@ -261,7 +293,7 @@ impl PaymentServer {
     #[tool(
         title = "Query refund status",
         input_schema = input::<args::RefundQueryArgs>(),
-        output_schema = schema_for_output::<render::RefundQueryOutput>(),
+        output_schema = output::<render::RefundQueryOutput>(),
         annotations(title = "Query refund status", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn query_refund_status(&self, raw: JsonObject) -> CallToolResult {
@@ -279,7 +311,7 @@ impl PaymentServer {
     #[tool(
         title = "Simulate a sandbox payment",
         input_schema = input::<args::SimulateArgs>(),
-        output_schema = schema_for_output::<render::SimulateOutput>(),
+        output_schema = output::<render::SimulateOutput>(),
         annotations(title = "Simulate a sandbox payment", read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn sandbox_simulate_payment(&self, raw: JsonObject) -> CallToolResult {
