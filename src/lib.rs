@@ -12,6 +12,7 @@
 //!   plus the memory of orders this server created.
 //! - [`tools`]: the rmcp tool router, argument parsing and result rendering (the MCP glue).
 //! - [`sandbox`]: the embedded LFWin-compatible gateway used with no credentials and by the tests.
+//! - [`stdio`]: line framing between stdin/stdout and rmcp; malformed lines get JSON-RPC errors.
 //! - [`cli`]: the `demo`, `sandbox` and `doctor` commands.
 
 pub mod cli;
@@ -23,4 +24,5 @@ pub mod provider;
 pub mod qr;
 pub mod sandbox;
 pub mod sign;
+pub mod stdio;
 pub mod tools;

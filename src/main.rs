@@ -50,7 +50,9 @@ async fn serve() -> bool {
         );
     }
     let server = PaymentServer::new(payments);
-    match server.serve(rmcp::transport::stdio()).await {
+    let (service_io, bridge_io) = tokio::io::duplex(1 << 20);
+    let bridge = tokio::spawn(payment_mcp::stdio::bridge(tokio::io::stdin(), tokio::io::stdout(), bridge_io));
+    let ok = match server.serve(service_io).await {
         Ok(running) => match running.waiting().await {
             Ok(_) => true,
             Err(e) => {
@@ -62,5 +64,7 @@ async fn serve() -> bool {
             tracing::error!("the MCP session could not start: {e}");
             false
         }
-    }
+    };
+    let _ = bridge.await;
+    ok
 }

@@ -102,7 +102,8 @@ fn raw_stdio_stays_json_rpc_through_garbage_and_unknown_tools() {
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut seen = std::collections::HashMap::new();
     let mut line = String::new();
-    while seen.len() < 4 {
+    let mut errors = Vec::new();
+    while seen.len() < 4 || errors.len() < 2 {
         line.clear();
         if reader.read_line(&mut line).unwrap() == 0 {
             break;
@@ -111,10 +112,13 @@ fn raw_stdio_stays_json_rpc_through_garbage_and_unknown_tools() {
         assert_eq!(v["jsonrpc"], "2.0");
         if let Some(id) = v["id"].as_i64() {
             seen.insert(id, v);
+        } else if v["id"].is_null() {
+            errors.push(v["error"]["code"].as_i64().unwrap());
         }
     }
     drop(stdin);
     let _ = child.wait();
+    assert_eq!(errors, [-32700, -32700], "each malformed line is answered with a parse error");
     assert!(seen[&2]["error"].is_object(), "unknown tool is a JSON-RPC error");
     assert_eq!(seen[&3]["result"]["isError"], true);
     assert!(seen[&4]["result"].is_object(), "still answering after garbage");
