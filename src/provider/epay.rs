@@ -18,7 +18,7 @@
 //! Replies carry no fine status codes (just `code` 1 or not, and a free-text `msg`), so failures are
 //! classified from the message ([`classify_failure`]). Reply parsing is pure ([`parse_create`],
 //! [`parse_query`], [`parse_list`], [`parse_merchant`], [`parse_refund`]) and unit tested against
-//! fixtures; the HTTP edge is [`EpayClient::send`].
+//! fixtures; the HTTP edge is `EpayClient::send`.
 
 use std::time::Duration;
 
@@ -295,7 +295,7 @@ fn config_error(variable: &str, message: &str) -> GatewayError {
     GatewayError::new(ErrorKind::Config, message).with_code(variable)
 }
 
-/// `text` with every occurrence of `secret` replaced by [`REDACTED`]. Pure, so tested.
+/// `text` with every occurrence of `secret` replaced by `[redacted]`. Pure, so tested.
 pub fn scrub_secret(text: &str, secret: &str) -> String {
     if secret.is_empty() { text.to_owned() } else { text.replace(secret, REDACTED) }
 }
@@ -625,6 +625,12 @@ fn failure_error(reply: &Reply, call: Call) -> GatewayError {
             };
             GatewayError::new(ErrorKind::Refused, format!("The gateway refused to create the order ({said}).{hint}"))
         }
+        (Failure::WrongApi, Call::Refund) => GatewayError::new(
+            ErrorKind::Refused,
+            format!(
+                "The gateway does not offer the act=refund API ({said}), so no refund was made. Refund in the gateway's merchant console."
+            ),
+        ),
         (_, Call::Refund) => GatewayError::new(
             ErrorKind::Refused,
             format!(
@@ -644,7 +650,7 @@ fn failure_error(reply: &Reply, call: Call) -> GatewayError {
 /// than the pay page) and what the payer will be charged (`price`, when it parses).
 ///
 /// # Errors
-/// A `code` other than 1 (see [`failure_error`]), or a success reply with no pay target at all.
+/// A `code` other than 1 (classified by [`classify_failure`]), or a success reply with no pay target at all.
 pub fn parse_create(reply: &Reply) -> Result<CreatedOrder, GatewayError> {
     if !reply.is_success() {
         return Err(failure_error(reply, Call::Create));
@@ -679,7 +685,7 @@ pub fn parse_create(reply: &Reply) -> Result<CreatedOrder, GatewayError> {
 /// Reads a `getorder` / `act=order` reply (flat, or nested under `data`).
 ///
 /// # Errors
-/// A `code` other than 1 (see [`failure_error`]), or an answer about a different order than asked.
+/// A `code` other than 1 (classified by [`classify_failure`]), or an answer about a different order than asked.
 pub fn parse_query(reply: &Reply, order: &OrderRef) -> Result<OrderStatus, GatewayError> {
     if !reply.is_success() {
         return Err(failure_error(reply, Call::Query));
@@ -850,7 +856,7 @@ pub fn parse_merchant(reply: &Reply, merchant_id: &str, key: &str) -> Result<Mer
 /// settlement), never refunded.
 ///
 /// # Errors
-/// A `code` other than 1 (see [`failure_error`]).
+/// A `code` other than 1 (classified by [`classify_failure`]).
 pub fn parse_refund(reply: &Reply, req: &RefundRequest) -> Result<RefundAccepted, GatewayError> {
     if !reply.is_success() {
         return Err(failure_error(reply, Call::Refund));
@@ -1081,5 +1087,826 @@ impl Gateway for EpayClient {
 
     fn verify_notification(&self, raw: &str) -> Notification {
         verify_epay_notification(raw, self.key.expose_secret())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
+    use axum::response::{IntoResponse, Response};
+
+    use super::*;
+
+    const KEY: &str = "k3yS3cr3tValue0123456789abcdefgh";
+    const PID: &str = "1001";
+
+    fn reply(body: &str) -> Reply {
+        Reply::parse(body).unwrap()
+    }
+
+    fn platform(no: &str) -> OrderRef {
+        OrderRef::Platform(no.into())
+    }
+
+    fn merchant(no: &str) -> OrderRef {
+        OrderRef::Merchant { merchant_order_no: no.into(), order_time: None }
+    }
+
+    fn refund_req() -> RefundRequest {
+        RefundRequest {
+            order_no: "20240601123456123456".into(),
+            amount: Fen(500),
+            reason: "r".into(),
+            mch_refund_no: "RF-1".into(),
+        }
+    }
+
+    fn create_req(no: &str) -> CreateRequest {
+        CreateRequest {
+            merchant_order_no: no.into(),
+            amount: Fen(1000),
+            notify_url: Some("https://shop.example.com/notify?a=1&b=2".into()),
+            return_url: Some("https://shop.example.com/return".into()),
+            subject: Some("VIP 月卡 & more".into()),
+            pay_type: None,
+            order_time: 1_717_216_496,
+        }
+    }
+
+    // ---- pure parsing ----------------------------------------------------------------------
+
+    #[test]
+    fn create_reply_prefers_payurl_and_keeps_qrcode_for_the_qr() {
+        let c = parse_create(&reply(include_str!("../../fixtures/epay/create_ok.json"))).unwrap();
+        assert_eq!(c.platform_order_no.as_deref(), Some("20240601123456123456"));
+        assert_eq!(c.pay_url.as_deref(), Some("https://pay.example.com/pay/wxpay/20240601123456123456/"));
+        assert_eq!(c.qr_content.as_deref(), Some("weixin://wxpay/bizpayurl?pr=AbCdEf1"));
+        assert_eq!(c.charged_amount, Some(Fen(1001)));
+        assert_eq!((c.raw_status.as_str(), c.message.as_str()), ("1", "success"));
+    }
+
+    #[test]
+    fn create_reply_with_numbers_as_numbers_and_no_qrcode() {
+        let c = parse_create(&reply(include_str!("../../fixtures/epay/create_payurl_only.json"))).unwrap();
+        assert_eq!(c.platform_order_no.as_deref(), Some("20240601123456123457"), "a big number stays exact");
+        assert_eq!(c.qr_content, None, "the QR then encodes the pay URL");
+        assert_eq!(c.charged_amount, Some(Fen(1000)));
+        assert!(c.pay_url.unwrap().starts_with("https://pay.example.com/pay/alipay/"));
+    }
+
+    #[test]
+    fn create_reply_falls_back_to_qrcode_then_urlscheme_and_never_uses_a_url_as_order_number() {
+        let c = parse_create(&reply(r#"{"code":1,"trade_no":"T1","payurl":"","qrcode":"https://qr.alipay.com/x"}"#))
+            .unwrap();
+        assert_eq!(c.pay_url.as_deref(), Some("https://qr.alipay.com/x"));
+        assert_eq!(c.qr_content.as_deref(), Some("https://qr.alipay.com/x"));
+        let c = parse_create(&reply(r#"{"code":1,"urlscheme":"alipays://platformapi/startapp?x=1"}"#)).unwrap();
+        assert_eq!(c.pay_url.as_deref(), Some("alipays://platformapi/startapp?x=1"));
+        assert_eq!((c.platform_order_no, c.qr_content, c.charged_amount), (None, None, None));
+        let c = parse_create(&reply(r#"{"code":1,"trade_no":"https://evil/x","payurl":"https://p/x"}"#)).unwrap();
+        assert_eq!(c.platform_order_no, None);
+        let c = parse_create(&reply(r#"{"code":1,"payurl":"https://p/x","price":"abc"}"#)).unwrap();
+        assert_eq!(c.charged_amount, None);
+    }
+
+    #[test]
+    fn create_reply_without_any_pay_target_is_a_gateway_error() {
+        let err = parse_create(&reply(r#"{"code":1,"trade_no":"T9","payurl":"","qrcode":null}"#)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Gateway);
+        assert!(err.message.contains("T9") && err.message.contains("merchant_order_no"), "{}", err.message);
+    }
+
+    #[test]
+    fn create_failures_are_refused_auth_or_invalid_input() {
+        let err = parse_create(&reply(include_str!("../../fixtures/epay/create_refused.json"))).unwrap_err();
+        assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::Refused, Some("-1")));
+        assert!(err.message.contains("商户未开通该支付方式") && !err.retryable);
+        let err = parse_create(&reply(r#"{"code":-1,"msg":"签名校验失败"}"#)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth);
+        assert!(err.message.contains("PAYMENT_SIGN_KEY"));
+        let err = parse_create(&reply(r#"{"code":"-1","msg":"金额不合法"}"#)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        let err = parse_create(&reply(r#"{"code":0,"msg":"订单号已存在，请更换订单号"}"#)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Refused);
+        assert!(err.message.contains("query_payment_order"), "{}", err.message);
+    }
+
+    #[test]
+    fn replies_that_are_not_json_objects_with_a_code_are_no_reply() {
+        assert!(matches!(Reply::parse("<html>502</html>"), Err(CallError::NoReply(_))));
+        assert!(matches!(Reply::parse(r#"{"msg":"x"}"#), Err(CallError::NoReply(_))));
+        assert!(matches!(Reply::parse("[1]"), Err(CallError::NoReply(_))));
+        assert!(matches!(Reply::parse(""), Err(CallError::NoReply(_))));
+        assert!(reply("\u{feff} {\"code\":1}\n").is_success());
+        for (body, ok) in [(r#"{"code":1}"#, true), (r#"{"code":"1"}"#, true), (r#"{"code":1.0}"#, true)] {
+            assert_eq!(reply(body).is_success(), ok, "{body}");
+        }
+        for body in [r#"{"code":0}"#, r#"{"code":-1}"#, r#"{"code":"200"}"#, r#"{"code":"ok"}"#, r#"{"code":true}"#] {
+            assert!(!reply(body).is_success(), "{body}");
+        }
+    }
+
+    #[test]
+    fn paid_query_reads_times_in_china_time_and_the_charged_price() {
+        let q = parse_query(&reply(include_str!("../../fixtures/epay/query_paid.json")), &merchant("M-1001")).unwrap();
+        assert_eq!(q.state, PaymentState::Paid);
+        assert_eq!(q.platform_order_no.as_deref(), Some("20240601123456123456"));
+        assert_eq!(q.merchant_order_no.as_deref(), Some("M-1001"));
+        assert_eq!((q.amount, q.paid_amount), (Some(Fen(1000)), Some(Fen(1001))));
+        assert_eq!(q.paid_time, Some(1_717_216_530), "2024-06-01 12:35:30 +08:00");
+        assert_eq!(q.order_time, Some(1_717_216_496), "2024-06-01 12:34:56 +08:00");
+        assert_eq!((q.raw_status.as_str(), q.raw_paystatus.as_deref()), ("1", Some("1")));
+        assert_eq!(q.pending_reason, None);
+    }
+
+    #[test]
+    fn unpaid_query_nested_under_data_has_no_paid_fields() {
+        let body = include_str!("../../fixtures/epay/query_act_nested_unpaid.json");
+        let q = parse_query(&reply(body), &platform("20240601123456123458")).unwrap();
+        assert_eq!(q.state, PaymentState::Pending);
+        assert_eq!((q.amount, q.paid_amount, q.paid_time), (Some(Fen(500)), None, None));
+        assert_eq!(q.order_time, Some(1_717_216_496));
+        assert_eq!(q.merchant_order_no.as_deref(), Some("M-1002"));
+    }
+
+    #[test]
+    fn status_mapping_guesses_nothing() {
+        for (status, state) in [
+            ("1", PaymentState::Paid),
+            ("0", PaymentState::Pending),
+            ("2", PaymentState::Unknown),
+            ("-1", PaymentState::Unknown),
+            ("paid", PaymentState::Unknown),
+        ] {
+            let q = parse_query(&reply(&format!(r#"{{"code":1,"status":"{status}","money":"1.00"}}"#)), &platform("T"))
+                .unwrap();
+            assert_eq!(q.state, state, "{status}");
+            assert_eq!(q.paid_amount.is_some(), state == PaymentState::Paid);
+        }
+        let q = parse_query(
+            &reply(r#"{"code":1,"status":1,"money":"1.00","endtime":"0000-00-00 00:00:00"}"#),
+            &platform("T"),
+        )
+        .unwrap();
+        assert_eq!((q.state, q.paid_amount, q.paid_time), (PaymentState::Paid, Some(Fen(100)), None));
+        let q = parse_query(&reply(r#"{"code":1}"#), &platform("T")).unwrap();
+        assert_eq!(q.state, PaymentState::Unknown);
+    }
+
+    #[test]
+    fn an_answer_about_another_order_is_not_used() {
+        let body = include_str!("../../fixtures/epay/query_paid.json");
+        assert_eq!(parse_query(&reply(body), &merchant("M-9")).unwrap_err().kind, ErrorKind::Gateway);
+        assert_eq!(parse_query(&reply(body), &platform("1")).unwrap_err().kind, ErrorKind::Gateway);
+        assert!(parse_query(&reply(body), &platform("20240601123456123456")).is_ok());
+    }
+
+    #[test]
+    fn query_failures_by_message() {
+        let cases = [
+            ("订单不存在", ErrorKind::NotFound),
+            ("商户订单号不存在", ErrorKind::NotFound),
+            ("order not found", ErrorKind::NotFound),
+            ("商户密钥错误", ErrorKind::Auth),
+            ("商户不存在", ErrorKind::Auth),
+            ("KEY校验失败", ErrorKind::Auth),
+            ("签名校验失败", ErrorKind::Auth),
+            ("订单号不能为空", ErrorKind::InvalidInput),
+            ("No Act!", ErrorKind::Gateway),
+            ("系统繁忙", ErrorKind::Gateway),
+            ("", ErrorKind::Gateway),
+        ];
+        for (msg, kind) in cases {
+            let err = parse_query(&reply(&format!(r#"{{"code":-1,"msg":"{msg}"}}"#)), &platform("T")).unwrap_err();
+            assert_eq!(err.kind, kind, "{msg}");
+            assert_eq!(err.code.as_deref(), Some("-1"));
+            assert!(err.message.contains(msg), "{}", err.message);
+        }
+        let err = parse_query(&reply(r#"{"code":-5,"msg":"No Act!"}"#), &platform("T")).unwrap_err();
+        assert!(err.message.contains("PAYMENT_EPAY_API_STYLE"));
+    }
+
+    #[test]
+    fn failure_classification_table() {
+        let cases = [
+            ("订单不存在", Failure::NotFound),
+            ("该订单号不存在", Failure::NotFound),
+            ("Trade does not exist", Failure::NotFound),
+            ("商户不存在", Failure::Auth),
+            ("商户密钥错误", Failure::Auth),
+            ("验签失败", Failure::Auth),
+            ("PID不存在", Failure::Auth),
+            ("invalid sign", Failure::Auth),
+            ("商户未开通该支付方式", Failure::Other),
+            ("支付通道维护中", Failure::Other),
+            ("退款金额超过订单金额", Failure::Other),
+            ("金额不合法", Failure::BadInput),
+            ("缺少参数 money", Failure::BadInput),
+            ("No Act!", Failure::WrongApi),
+            ("接口已关闭", Failure::WrongApi),
+            ("记录不存在", Failure::NotFound),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(classify_failure(msg), want, "{msg}");
+        }
+    }
+
+    #[test]
+    fn path_list_reads_total_and_charged_amounts() {
+        let q = ListQuery { page: 2, limit: 2, ..ListQuery::default() };
+        let page = parse_list(&reply(include_str!("../../fixtures/epay/orders_path.json")), &q, false).unwrap();
+        assert_eq!((page.total, page.page, page.limit, page.orders.len()), (Some(42), 2, 2, 2));
+        let first = &page.orders[0];
+        assert_eq!(
+            first,
+            &OrderSummary {
+                platform_order_no: Some("20240601123456123456".into()),
+                merchant_order_no: Some("M-1001".into()),
+                pay_type: Some("wxpay".into()),
+                name: Some("VIP 月卡".into()),
+                amount: Some(Fen(1000)),
+                charged_amount: Some(Fen(1001)),
+                state: Some(PaymentState::Paid),
+                created_at: Some("2024-06-01 12:34:56".into()),
+                paid_at: Some("2024-06-01 12:35:30".into()),
+            }
+        );
+        let second = &page.orders[1];
+        assert_eq!(
+            (second.state, second.charged_amount, second.paid_at.as_deref()),
+            (Some(PaymentState::Pending), None, None)
+        );
+    }
+
+    #[test]
+    fn act_list_is_filtered_here_and_has_no_total() {
+        let body = include_str!("../../fixtures/epay/orders_act.json");
+        let all = ListQuery { page: 1, limit: 20, ..ListQuery::default() };
+        let page = parse_list(&reply(body), &all, true).unwrap();
+        assert_eq!((page.total, page.page, page.limit, page.orders.len()), (None, 1, 20, 4));
+        let paid_alipay = ListQuery { state: Some(PaymentState::Paid), pay_type: Some("alipay".into()), ..all.clone() };
+        let nos = |p: OrderPage| p.orders.into_iter().filter_map(|o| o.merchant_order_no).collect::<Vec<_>>();
+        assert_eq!(nos(parse_list(&reply(body), &paid_alipay, true).unwrap()), ["A-1", "A-4"]);
+        let since = ListQuery { start_time: Some("2024-06-01 00:00:00".into()), ..all.clone() };
+        assert_eq!(nos(parse_list(&reply(body), &since, true).unwrap()), ["A-1", "A-2"], "no addtime, no match");
+        let until = ListQuery { end_time: Some("2024-06-01 09:00:00".into()), ..all.clone() };
+        assert_eq!(nos(parse_list(&reply(body), &until, true).unwrap()), ["A-2", "A-3"], "bounds are inclusive");
+        // Without client-side filtering the gateway is trusted with them.
+        assert_eq!(parse_list(&reply(body), &paid_alipay, false).unwrap().orders.len(), 4);
+    }
+
+    #[test]
+    fn list_shapes_php_objects_and_empty_lists() {
+        let q = ListQuery { page: 1, limit: 20, ..ListQuery::default() };
+        let body = r#"{"code":1,"data":{"0":{"trade_no":"T0","status":1},"1":{"trade_no":"T1","status":0}}}"#;
+        assert_eq!(parse_list(&reply(body), &q, true).unwrap().orders.len(), 2);
+        let body = r#"{"code":1,"data":{"total":3,"list":[{"trade_no":"T0"}]}}"#;
+        let page = parse_list(&reply(body), &q, false).unwrap();
+        assert_eq!((page.total, page.orders.len()), (Some(3), 1));
+        for body in [r#"{"code":1,"list":[]}"#, r#"{"code":1,"list":null}"#, r#"{"code":1}"#] {
+            assert!(parse_list(&reply(body), &q, false).unwrap().orders.is_empty(), "{body}");
+        }
+        assert_eq!(
+            parse_list(&reply(r#"{"code":-1,"msg":"商户密钥错误"}"#), &q, false).unwrap_err().kind,
+            ErrorKind::Auth
+        );
+    }
+
+    #[test]
+    fn path_merchant_info() {
+        let m = parse_merchant(&reply(include_str!("../../fixtures/epay/user_path.json")), "fallback", KEY).unwrap();
+        assert_eq!(m.merchant_id, "1001");
+        assert_eq!(m.name.as_deref(), Some("demo-shop"));
+        assert_eq!(m.balance, Some(Fen(12345)));
+        assert_eq!(m.status.as_deref(), Some("1"));
+        assert_eq!(
+            m.extra,
+            vec![
+                ("create_time".to_owned(), "2024-01-01 00:00:00".to_owned()),
+                ("vip_time".to_owned(), "2099-12-31 23:59:59".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn act_merchant_info_never_carries_the_key() {
+        let m = parse_merchant(&reply(include_str!("../../fixtures/epay/user_act.json")), PID, KEY).unwrap();
+        assert!(!format!("{m:?}").contains(KEY), "{m:?}");
+        assert_eq!((m.balance, m.status.as_deref(), m.name.as_deref()), (Some(Fen(50)), Some("1"), Some("张三")));
+        let names: Vec<&str> = m.extra.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"account") && names.contains(&"orders") && names.contains(&"settle_money"));
+        for gone in ["key", "apikey_md5", "notify_hint", "info", "code", "money", "active"] {
+            assert!(!names.contains(&gone), "{gone} in {names:?}");
+        }
+        let m = parse_merchant(&reply(r#"{"code":1,"data":{"money":"1.00"}}"#), PID, KEY).unwrap();
+        assert_eq!((m.merchant_id.as_str(), m.balance), (PID, Some(Fen(100))));
+    }
+
+    #[test]
+    fn refund_acceptance_is_processing_and_says_it_cannot_be_confirmed() {
+        let a = parse_refund(&reply(r#"{"code":1,"msg":"退款成功"}"#), &refund_req()).unwrap();
+        assert_eq!(a.state, RefundState::Processing);
+        assert_eq!((a.refund_no, a.mch_refund_no.as_str()), (None, "RF-1"));
+        assert_eq!(a.order_no.as_deref(), Some("20240601123456123456"));
+        assert!(a.message.starts_with("退款成功") && a.message.contains("merchant console"), "{}", a.message);
+        let err = parse_refund(&reply(r#"{"code":-1,"msg":"退款金额超过订单金额"}"#), &refund_req()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Refused);
+        let err = parse_refund(&reply(r#"{"code":-1,"msg":"订单不存在"}"#), &refund_req()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        let err = parse_refund(&reply(r#"{"code":-1,"msg":"商户密钥错误"}"#), &refund_req()).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth);
+    }
+
+    #[test]
+    fn china_times() {
+        assert_eq!(china_time_to_unix("2024-06-01 12:35:30"), Some(1_717_216_530));
+        assert_eq!(china_time_to_unix(" 2024-06-01 12:35:30 "), Some(1_717_216_530));
+        for bad in ["0000-00-00 00:00:00", "", "2024-06-01", "2024-06-01T12:35:30", "1717216530", "1970-01-01 08:00:00"]
+        {
+            assert_eq!(china_time_to_unix(bad), None, "{bad}");
+        }
+    }
+
+    // ---- signing and notifications ---------------------------------------------------------
+
+    fn spec_vector() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("pid", "1001"),
+            ("type", "alipay"),
+            ("out_trade_no", "20231229120000"),
+            ("notify_url", "https://example.com/notify.php"),
+            ("return_url", "https://example.com/return.php"),
+            ("name", "商品名称"),
+            ("money", "10.00"),
+            ("sitename", ""),
+        ]
+    }
+
+    #[test]
+    fn spec_signing_vector() {
+        assert_eq!(sign::epay_sign(&spec_vector(), "YourSecretKey"), "aa71266d9ceb6683b419601d0df58bcf");
+    }
+
+    fn notification(extra: &[(&'static str, &'static str)], key: &str) -> String {
+        let mut fields: Vec<(&str, &str)> = spec_vector();
+        fields.retain(|(k, _)| !matches!(*k, "notify_url" | "return_url"));
+        fields.extend_from_slice(extra);
+        let signature = sign::epay_sign(&fields, key);
+        let mut all: Vec<(&str, String)> = fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        all.push(("sign", signature));
+        all.push(("sign_type", "MD5".to_owned()));
+        serde_urlencoded::to_string(&all).unwrap()
+    }
+
+    #[test]
+    fn notifications_are_paid_only_when_signed_and_successful() {
+        let paid = [("trade_no", "2023122912000012345"), ("trade_status", "TRADE_SUCCESS"), ("param", "")];
+        let raw = notification(&paid, "YourSecretKey");
+        let n = verify_epay_notification(&raw, "YourSecretKey");
+        assert!(n.signature_valid);
+        assert_eq!(n.state, PaymentState::Paid);
+        assert_eq!(n.amount, Some(Fen(1000)));
+        assert_eq!(n.platform_order_no.as_deref(), Some("2023122912000012345"));
+        assert_eq!(n.merchant_order_no.as_deref(), Some("20231229120000"));
+        assert_eq!(n.raw_status.as_deref(), Some("TRADE_SUCCESS"));
+        assert!(n.fields.iter().all(|(k, _)| k != "sign"));
+        assert!(n.fields.iter().any(|(k, v)| k == "name" && v == "商品名称"));
+        assert!(
+            verify_epay_notification(&format!("https://shop.example/notify.php?{raw}"), "YourSecretKey")
+                .signature_valid
+        );
+
+        let tampered = raw.replace("money=10.00", "money=0.01");
+        assert_ne!(tampered, raw);
+        let n = verify_epay_notification(&tampered, "YourSecretKey");
+        assert!(!n.signature_valid);
+        assert_eq!(n.state, PaymentState::Unknown, "never paid without a valid signature");
+        assert!(!verify_epay_notification(&raw, "OtherKey").signature_valid);
+        assert!(!verify_epay_notification(&raw, "").signature_valid);
+        let unsigned = raw.split("&sign=").next().unwrap().to_owned();
+        assert!(!verify_epay_notification(&unsigned, "YourSecretKey").signature_valid);
+
+        let waiting = notification(&[("trade_status", "WAIT_BUYER_PAY")], "YourSecretKey");
+        assert_eq!(verify_epay_notification(&waiting, "YourSecretKey").state, PaymentState::Pending);
+        let odd = notification(&[("trade_status", "TRADE_FINISHED_MAYBE")], "YourSecretKey");
+        let n = verify_epay_notification(&odd, "YourSecretKey");
+        assert_eq!((n.signature_valid, n.state), (true, PaymentState::Unknown));
+        let none = notification(&[], "YourSecretKey");
+        assert_eq!(verify_epay_notification(&none, "YourSecretKey").state, PaymentState::Unknown);
+    }
+
+    #[test]
+    fn scrubbing_and_origins() {
+        assert_eq!(scrub_secret("a KEY b KEY", "KEY"), "a [redacted] b [redacted]");
+        assert_eq!(scrub_secret("abc", ""), "abc");
+        assert_eq!(origin_of("https://other.example:8443/api.php?key=x"), "https://other.example:8443");
+        assert_eq!(origin_of("https://other.example/api.php?key=x"), "https://other.example");
+        assert_eq!(origin_of("/api.php?key=x"), "a relative address on the same gateway");
+    }
+
+    #[test]
+    fn status_filters() {
+        assert_eq!(status_filter(None).unwrap(), None);
+        assert_eq!(status_filter(Some(PaymentState::Pending)).unwrap(), Some("0"));
+        assert_eq!(status_filter(Some(PaymentState::Paid)).unwrap(), Some("1"));
+        for s in [PaymentState::Failed, PaymentState::Closed, PaymentState::Unknown] {
+            assert_eq!(status_filter(Some(s)).unwrap_err().kind, ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn constructor_refuses_missing_settings() {
+        let new = |base: &str, pid: &str, key: &str| {
+            EpayClient::new(base, pid, key.to_owned().into(), EpayApiStyle::Act, "", Duration::from_secs(1))
+        };
+        assert_eq!(new("", PID, KEY).err().unwrap().code.as_deref(), Some("PAYMENT_API_BASE_URL"));
+        assert_eq!(new("https://x", " ", KEY).err().unwrap().code.as_deref(), Some("PAYMENT_MERCHANT_ID"));
+        assert_eq!(new("https://x", PID, "").err().unwrap().code.as_deref(), Some("PAYMENT_SIGN_KEY"));
+        let c = new("https://x/", PID, KEY).unwrap();
+        assert_eq!((c.base_url.as_str(), c.default_pay_type.as_str()), ("https://x", "alipay"));
+        assert_eq!(c.kind(), ProviderKind::Epay);
+        assert!(!c.merchant_query_needs_order_time() && c.can_list_orders() && c.can_describe_merchant());
+    }
+
+    // ---- HTTP round trips against a stub gateway -------------------------------------------
+
+    /// One request the stub saw.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        /// Path, plus `?act=…` when the query string had one.
+        label: String,
+        query: Vec<(String, String)>,
+        form: Vec<(String, String)>,
+    }
+
+    impl Seen {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.query.iter().chain(&self.form).find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct Canned {
+        status: u16,
+        body: String,
+        location: Option<String>,
+        delay: Duration,
+    }
+
+    fn ok(body: &str) -> Canned {
+        Canned { status: 200, body: body.to_owned(), location: None, delay: Duration::ZERO }
+    }
+
+    /// A scriptable stub: each label answers with its queue of replies, the last one repeating.
+    /// `mapi.php` requests with a wrong signature get `签名校验失败` whatever the script says.
+    #[derive(Default)]
+    struct StubState {
+        seen: Mutex<Vec<Seen>>,
+        script: Mutex<HashMap<String, Vec<Canned>>>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Stub(Arc<StubState>);
+
+    impl Stub {
+        fn on(&self, label: &str, replies: Vec<Canned>) -> &Self {
+            self.0.script.lock().unwrap().insert(label.to_owned(), replies);
+            self
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.0.seen.lock().unwrap().clone()
+        }
+
+        async fn start(&self) -> String {
+            let app = axum::Router::new().fallback(handle).with_state(self.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            format!("http://{addr}")
+        }
+    }
+
+    async fn handle(State(stub): State<Stub>, method: HttpMethod, uri: Uri, body: Bytes) -> Response {
+        let query: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        let act = query.iter().find(|(k, _)| k == "act").map(|(_, v)| v.clone());
+        let label = match act {
+            Some(act) => format!("{}?act={act}", uri.path()),
+            None => uri.path().to_owned(),
+        };
+        let seen = Seen { method: method.to_string(), label: label.clone(), query, form };
+        stub.0.seen.lock().unwrap().push(seen.clone());
+        if label == PATH_CREATE {
+            let sign_ok = seen.get("sign").is_some_and(|s| s == sign::epay_sign(&seen.form, KEY));
+            if !sign_ok || seen.get("sign_type") != Some("MD5") {
+                return ([(header::CONTENT_TYPE, "application/json")], r#"{"code":-1,"msg":"签名校验失败"}"#)
+                    .into_response();
+            }
+        }
+        let canned = {
+            let mut script = stub.0.script.lock().unwrap();
+            match script.get_mut(&label) {
+                Some(queue) if queue.len() > 1 => queue.remove(0),
+                Some(queue) if !queue.is_empty() => queue[0].clone(),
+                _ => ok(r#"{"code":-5,"msg":"No Act!"}"#),
+            }
+        };
+        tokio::time::sleep(canned.delay).await;
+        let mut response = (StatusCode::from_u16(canned.status).unwrap(), canned.body).into_response();
+        if let Some(location) = canned.location {
+            response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).unwrap());
+        }
+        response
+    }
+
+    fn client(base: &str, style: EpayApiStyle, timeout: Duration) -> EpayClient {
+        EpayClient::new(base, PID, KEY.to_owned().into(), style, "wxpay", timeout).unwrap()
+    }
+
+    #[tokio::test]
+    async fn create_posts_a_signed_form_to_mapi() {
+        let stub = Stub::default();
+        stub.on(PATH_CREATE, vec![ok(include_str!("../../fixtures/epay/create_ok.json"))]);
+        let c = client(&stub.start().await, EpayApiStyle::Path, Duration::from_secs(5));
+        let created = c.create_order(&create_req("M-1001")).await.unwrap();
+        assert_eq!(created.platform_order_no.as_deref(), Some("20240601123456123456"));
+        assert_eq!(created.charged_amount, Some(Fen(1001)));
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 1);
+        let s = &seen[0];
+        assert_eq!((s.method.as_str(), s.label.as_str()), ("POST", PATH_CREATE));
+        assert!(s.query.is_empty(), "everything travels in the body");
+        for (k, v) in [
+            ("pid", PID),
+            ("type", "wxpay"),
+            ("out_trade_no", "M-1001"),
+            ("notify_url", "https://shop.example.com/notify?a=1&b=2"),
+            ("return_url", "https://shop.example.com/return"),
+            ("name", "VIP 月卡 & more"),
+            ("money", "10.00"),
+            ("sign_type", "MD5"),
+        ] {
+            assert_eq!(s.get(k), Some(v), "{k}");
+        }
+        assert_eq!(s.get("key"), None, "the key never travels to mapi.php");
+
+        // The request's own pay type wins, and the merchant number names the item when no subject.
+        let req = CreateRequest { pay_type: Some("alipay".into()), subject: None, ..create_req("M-2") };
+        c.create_order(&req).await.unwrap();
+        let s = &stub.seen()[1];
+        assert_eq!((s.get("type"), s.get("name")), (Some("alipay"), Some("M-2")));
+    }
+
+    #[tokio::test]
+    async fn create_without_both_urls_sends_nothing() {
+        let stub = Stub::default();
+        let c = client(&stub.start().await, EpayApiStyle::Act, Duration::from_secs(5));
+        for req in [
+            CreateRequest { notify_url: None, ..create_req("M-1") },
+            CreateRequest { return_url: None, ..create_req("M-1") },
+            CreateRequest { return_url: Some(" ".into()), ..create_req("M-1") },
+        ] {
+            let err = c.create_order(&req).await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidInput);
+            assert!(err.message.contains("PAYMENT_RETURN_URL") && err.message.contains("nothing was sent"));
+        }
+        assert!(stub.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn queries_in_both_styles() {
+        let stub = Stub::default();
+        stub.on(PATH_GETORDER, vec![ok(include_str!("../../fixtures/epay/query_paid.json"))]);
+        stub.on("/api.php?act=order", vec![ok(include_str!("../../fixtures/epay/query_paid.json"))]);
+        let base = stub.start().await;
+
+        let q = client(&base, EpayApiStyle::Path, Duration::from_secs(5))
+            .query_order(&OrderRef::Merchant { merchant_order_no: "M-1001".into(), order_time: Some(1) })
+            .await
+            .unwrap();
+        assert_eq!(q.state, PaymentState::Paid);
+        let q =
+            client(&base, EpayApiStyle::Act, Duration::from_secs(5)).query_order(&merchant("M-1001")).await.unwrap();
+        assert_eq!(q.paid_amount, Some(Fen(1001)));
+
+        let seen = stub.seen();
+        let (path, act) = (&seen[0], &seen[1]);
+        assert_eq!((path.method.as_str(), path.label.as_str()), ("POST", PATH_GETORDER));
+        assert!(path.query.is_empty());
+        assert_eq!(
+            (path.get("pid"), path.get("key"), path.get("out_trade_no")),
+            (Some(PID), Some(KEY), Some("M-1001"))
+        );
+        assert_eq!(path.get("order_time"), None);
+        assert_eq!((act.method.as_str(), act.label.as_str()), ("GET", "/api.php?act=order"));
+        assert!(act.form.is_empty());
+        assert_eq!((act.get("pid"), act.get("key"), act.get("out_trade_no")), (Some(PID), Some(KEY), Some("M-1001")));
+        assert_eq!(act.get("trade_no"), None);
+    }
+
+    #[tokio::test]
+    async fn read_only_calls_retry_transport_faults_but_create_does_not() {
+        let stub = Stub::default();
+        let bad = Canned { status: 502, ..ok("<html><h1>502 Bad Gateway</h1></html>") };
+        stub.on("/api.php?act=order", vec![bad.clone(), ok(include_str!("../../fixtures/epay/query_paid.json"))]);
+        stub.on(PATH_CREATE, vec![bad]);
+        let c = client(&stub.start().await, EpayApiStyle::Act, Duration::from_secs(5));
+        assert_eq!(c.query_order(&platform("20240601123456123456")).await.unwrap().state, PaymentState::Paid);
+        assert_eq!(stub.seen().len(), 2);
+        let err = c.create_order(&create_req("M-1")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OutcomeUnknown);
+        assert!(err.message.contains("502 Bad Gateway") && err.message.contains("same merchant_order_no"));
+        assert_eq!(stub.seen().len(), 3, "create is sent once");
+        // A gateway answer is not retried.
+        stub.on("/api.php?act=order", vec![ok(r#"{"code":-1,"msg":"订单不存在"}"#)]);
+        assert_eq!(c.query_order(&platform("X")).await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(stub.seen().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn lists_in_both_styles() {
+        let stub = Stub::default();
+        stub.on(PATH_GETORDERS, vec![ok(include_str!("../../fixtures/epay/orders_path.json"))]);
+        stub.on("/api.php?act=orders", vec![ok(include_str!("../../fixtures/epay/orders_act.json"))]);
+        let base = stub.start().await;
+        let query = ListQuery {
+            page: 2,
+            limit: 2,
+            state: Some(PaymentState::Paid),
+            pay_type: Some("alipay".into()),
+            start_time: Some("2024-06-01 00:00:00".into()),
+            end_time: None,
+        };
+        let page = client(&base, EpayApiStyle::Path, Duration::from_secs(5)).list_orders(&query).await.unwrap();
+        assert_eq!((page.total, page.orders.len()), (Some(42), 2));
+        let page = client(&base, EpayApiStyle::Act, Duration::from_secs(5)).list_orders(&query).await.unwrap();
+        assert_eq!(page.orders.iter().map(|o| o.merchant_order_no.clone().unwrap()).collect::<Vec<_>>(), ["A-1"]);
+        assert_eq!(page.total, None);
+
+        let seen = stub.seen();
+        let path = &seen[0];
+        assert_eq!((path.method.as_str(), path.label.as_str()), ("POST", PATH_GETORDERS));
+        for (k, v) in [
+            ("pid", PID),
+            ("key", KEY),
+            ("page", "2"),
+            ("limit", "2"),
+            ("status", "1"),
+            ("type", "alipay"),
+            ("start_time", "2024-06-01 00:00:00"),
+        ] {
+            assert_eq!(path.get(k), Some(v), "{k}");
+        }
+        assert_eq!(path.get("end_time"), None);
+        let act = &seen[1];
+        assert_eq!((act.method.as_str(), act.label.as_str()), ("GET", "/api.php?act=orders"));
+        let names: Vec<&str> = act.query.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["act", "pid", "key", "page", "limit"]);
+
+        let bad = ListQuery { state: Some(PaymentState::Closed), ..query.clone() };
+        let err = client(&base, EpayApiStyle::Path, Duration::from_secs(5)).list_orders(&bad).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        let bad = ListQuery { end_time: Some("yesterday".into()), ..query };
+        let err = client(&base, EpayApiStyle::Act, Duration::from_secs(5)).list_orders(&bad).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput);
+        assert_eq!(stub.seen().len(), 2, "refused filters send nothing");
+    }
+
+    #[tokio::test]
+    async fn merchant_info_in_both_styles_never_returns_the_key() {
+        let stub = Stub::default();
+        stub.on(PATH_GETUSER, vec![ok(include_str!("../../fixtures/epay/user_path.json"))]);
+        stub.on("/api.php?act=query", vec![ok(include_str!("../../fixtures/epay/user_act.json"))]);
+        let base = stub.start().await;
+        let m = client(&base, EpayApiStyle::Path, Duration::from_secs(5)).merchant_info().await.unwrap();
+        assert_eq!((m.merchant_id.as_str(), m.balance), ("1001", Some(Fen(12345))));
+        let m = client(&base, EpayApiStyle::Act, Duration::from_secs(5)).merchant_info().await.unwrap();
+        assert_eq!(m.balance, Some(Fen(50)));
+        assert!(!format!("{m:?}").contains(KEY));
+        let seen = stub.seen();
+        assert_eq!((seen[0].method.as_str(), seen[0].label.as_str()), ("POST", PATH_GETUSER));
+        assert_eq!((seen[1].method.as_str(), seen[1].label.as_str()), ("GET", "/api.php?act=query"));
+        assert_eq!(seen[1].get("key"), Some(KEY));
+    }
+
+    #[tokio::test]
+    async fn act_refund_posts_and_reports_processing() {
+        let stub = Stub::default();
+        stub.on("/api.php?act=refund", vec![ok(r#"{"code":1,"msg":"退款成功"}"#)]);
+        let c = client(&stub.start().await, EpayApiStyle::Act, Duration::from_secs(5));
+        let a = c.refund(&refund_req()).await.unwrap();
+        assert_eq!((a.state, a.refund_no.clone()), (RefundState::Processing, None));
+        let s = &stub.seen()[0];
+        assert_eq!((s.method.as_str(), s.label.as_str()), ("POST", "/api.php?act=refund"));
+        assert_eq!(s.query, vec![("act".to_owned(), "refund".to_owned())], "the key travels in the body only");
+        for (k, v) in [("pid", PID), ("key", KEY), ("trade_no", "20240601123456123456"), ("money", "5.00")] {
+            assert_eq!(s.get(k), Some(v), "{k}");
+        }
+        stub.on("/api.php?act=refund", vec![ok(r#"{"code":-1,"msg":"只能退款已支付订单"}"#)]);
+        assert_eq!(c.refund(&refund_req()).await.unwrap_err().kind, ErrorKind::Refused);
+    }
+
+    #[tokio::test]
+    async fn path_style_refund_and_every_refund_query_send_nothing() {
+        let stub = Stub::default();
+        let base = stub.start().await;
+        let err = client(&base, EpayApiStyle::Path, Duration::from_secs(5)).refund(&refund_req()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Refused);
+        assert!(err.message.contains("merchant console"));
+        for style in [EpayApiStyle::Path, EpayApiStyle::Act] {
+            let q = RefundQuery { order_no: "T".into(), mch_refund_no: Some("RF-1".into()) };
+            let err = client(&base, style, Duration::from_secs(5)).query_refund(&q).await.unwrap_err();
+            assert_eq!((err.kind, err.retryable), (ErrorKind::Refused, false));
+        }
+        assert!(stub.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn lost_replies_to_money_calls_are_outcome_unknown() {
+        let stub = Stub::default();
+        let slow = Canned { delay: Duration::from_secs(3), ..ok(include_str!("../../fixtures/epay/create_ok.json")) };
+        stub.on(PATH_CREATE, vec![slow.clone()]);
+        stub.on("/api.php?act=refund", vec![slow]);
+        let c = client(&stub.start().await, EpayApiStyle::Act, Duration::from_millis(300));
+        let err = c.create_order(&create_req("M-1")).await.unwrap_err();
+        assert_eq!((err.kind, err.retryable), (ErrorKind::OutcomeUnknown, true));
+        assert!(err.message.contains("did not answer in time"), "{}", err.message);
+        let err = c.refund(&refund_req()).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OutcomeUnknown);
+        assert!(err.message.contains("Do not send this refund again"), "{}", err.message);
+        assert!(!err.message.contains("repeat"), "no blind retry is suggested: {}", err.message);
+        assert_eq!(stub.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_key_never_appears_in_error_messages() {
+        // Connection refused: reqwest's error would name the URL, which holds the key on act-style GETs.
+        for style in [EpayApiStyle::Act, EpayApiStyle::Path] {
+            let c = client("http://127.0.0.1:9", style, Duration::from_secs(2));
+            let err = c.query_order(&platform("T1")).await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Transport);
+            assert!(!err.message.contains(KEY), "{}", err.message);
+            assert!(err.message.contains("127.0.0.1:9"), "{}", err.message);
+            let err = c.merchant_info().await.unwrap_err();
+            assert!(!err.message.contains(KEY), "{}", err.message);
+            let err = c.list_orders(&ListQuery { page: 1, limit: 20, ..ListQuery::default() }).await.unwrap_err();
+            assert!(!err.message.contains(KEY), "{}", err.message);
+        }
+        let err = client("http://127.0.0.1:9", EpayApiStyle::Act, Duration::from_secs(2))
+            .refund(&refund_req())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transport, "connection refused: the refund was not sent");
+        assert!(!err.message.contains(KEY));
+
+        // A gateway echoing the request (error page, message) or redirecting with the query kept.
+        let stub = Stub::default();
+        let echo = format!("<html>Fatal error at /api.php?act=order&key={KEY}</html>");
+        stub.on("/api.php?act=order", vec![Canned { status: 500, ..ok(&echo) }]);
+        stub.on("/api.php?act=query", vec![ok(&format!(r#"{{"code":-1,"msg":"key {KEY} 错误"}}"#))]);
+        let redirect = Canned {
+            status: 301,
+            location: Some(format!("https://elsewhere.example/api.php?act=orders&key={KEY}")),
+            ..ok("")
+        };
+        stub.on("/api.php?act=orders", vec![redirect]);
+        let c = client(&stub.start().await, EpayApiStyle::Act, Duration::from_secs(5));
+        let err = c.query_order(&platform("T1")).await.unwrap_err();
+        assert!(err.message.contains("Fatal error") && !err.message.contains(KEY), "{}", err.message);
+        let err = c.merchant_info().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Auth);
+        assert!(!err.message.contains(KEY), "{}", err.message);
+        let err = c.list_orders(&ListQuery { page: 1, limit: 20, ..ListQuery::default() }).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Gateway);
+        assert!(err.message.contains("https://elsewhere.example") && !err.message.contains(KEY), "{}", err.message);
+        let labels: Vec<String> = stub.seen().into_iter().map(|s| s.label).collect();
+        assert_eq!(labels.iter().filter(|l| l.as_str() == "/api.php?act=orders").count(), 1, "not followed");
+    }
+
+    #[tokio::test]
+    async fn transport_errors_lose_the_url_before_any_scrubbing() {
+        // The scrubbing of finished messages is the second line of defence; this checks the first.
+        let c = client("http://127.0.0.1:9", EpayApiStyle::Act, Duration::from_secs(2));
+        let fields = c.auth_fields();
+        let err = c.send(c.query_endpoint(QueryOp::Order), &fields).await.unwrap_err();
+        assert!(matches!(err, CallError::NotSent(_)), "{err:?}");
+        assert!(!format!("{err:?}").contains(KEY), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn http_404_points_at_the_api_style() {
+        let stub = Stub::default();
+        stub.on(PATH_GETORDER, vec![Canned { status: 404, ..ok("Not Found") }]);
+        let c = client(&stub.start().await, EpayApiStyle::Path, Duration::from_secs(5));
+        let err = c.query_order(&platform("T1")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Gateway);
+        assert!(err.message.contains("PAYMENT_EPAY_API_STYLE"), "{}", err.message);
     }
 }
