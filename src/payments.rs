@@ -184,11 +184,16 @@ impl Payments {
                     ProviderKind::Sandbox,
                 )?))
             }
-            ProviderSettings::Epay { .. } => Err(GatewayError::new(
-                ErrorKind::Config,
-                "PAYMENT_PROVIDER=epay is not supported by this version yet; use lfwin or sandbox.",
-            )
-            .with_code("PAYMENT_PROVIDER")),
+            ProviderSettings::Epay { base_url, merchant_id, key, api_style, pay_type } => {
+                Ok(Arc::new(crate::provider::epay::EpayClient::new(
+                    base_url,
+                    merchant_id,
+                    key.clone(),
+                    *api_style,
+                    pay_type,
+                    timeout,
+                )?))
+            }
         }
     }
 
@@ -387,8 +392,16 @@ impl Payments {
                 };
                 return Ok(RefundOutcome { accepted, amount: request.amount, replayed: true });
             }
-            // An earlier attempt's outcome is unknown: the same mch_refund_no is the same refund
-            // to the gateway, so asking again cannot refund twice.
+            // An earlier attempt's outcome is unknown. Where the same mch_refund_no is the same
+            // refund to the gateway, asking again cannot refund twice; elsewhere it could.
+            if !gateway.refund_is_idempotent() {
+                return Err(GatewayError::new(
+                    ErrorKind::OutcomeUnknown,
+                    format!(
+                        "A refund with mch_refund_no {no} was sent before and its outcome is unknown. This gateway's refund API has no refund number, so sending it again could refund twice: it was not sent. Check the order's refunds in the gateway's merchant console."
+                    ),
+                ));
+            }
         }
         match gateway.refund(&request).await {
             Ok(accepted) => {
@@ -401,6 +414,11 @@ impl Payments {
                     Some("processing"),
                 ));
                 Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
+            }
+            Err(err) if err.kind == ErrorKind::OutcomeUnknown && !gateway.refund_is_idempotent() => {
+                // No refund query exists for such gateways: the outcome stays unknown.
+                logged(ledger.finish_refund(account, &no, "unknown", None, err.code.as_deref(), None));
+                Err(err)
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
                 let query = RefundQuery { order_no: request.order_no.clone(), mch_refund_no: Some(no.clone()) };

@@ -994,6 +994,11 @@ impl Gateway for EpayClient {
             .map_err(|e| self.scrub_error(e))
     }
 
+    /// The epay refund API has no refund number: a repeat is a second refund.
+    fn refund_is_idempotent(&self) -> bool {
+        false
+    }
+
     async fn refund(&self, req: &RefundRequest) -> Result<RefundAccepted, GatewayError> {
         if self.api_style == EpayApiStyle::Path {
             return Err(GatewayError::new(

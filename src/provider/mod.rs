@@ -383,6 +383,12 @@ pub trait Gateway: Send + Sync {
     /// Reads refunds of an order.
     async fn query_refund(&self, query: &RefundQuery) -> Result<RefundStatus, GatewayError>;
 
+    /// Whether repeating a refund with the same merchant refund number is safe (the gateway treats
+    /// it as the same refund). Where it is not, a refund whose outcome is unknown is never resent.
+    fn refund_is_idempotent(&self) -> bool {
+        true
+    }
+
     /// Whether the gateway has an order-list API ([`Gateway::list_orders`]).
     fn can_list_orders(&self) -> bool {
         false

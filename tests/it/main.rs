@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod confirm;
+mod epay;
 mod extras;
 mod fake_epay;
 mod faults;
