@@ -34,14 +34,13 @@ use crate::config::{EpayApiStyle, ExposeSecret, SecretString};
 use crate::money::Fen;
 use crate::sign;
 
+use super::transport::{self, CallError, root_cause, snippet};
+
 const PATH_CREATE: &str = "/mapi.php";
 const PATH_API: &str = "/api.php";
 const PATH_GETORDER: &str = "/api.php/getorder";
 const PATH_GETORDERS: &str = "/api.php/getorders";
 const PATH_GETUSER: &str = "/api.php/getuser";
-
-/// How many times a read-only call is tried in all.
-const QUERY_ATTEMPTS: u32 = 3;
 
 /// Asia/Shanghai is UTC+8 all year (no daylight saving).
 const CHINA_OFFSET_SECS: i64 = 8 * 3600;
@@ -187,25 +186,9 @@ impl EpayClient {
         err
     }
 
-    /// Sends a read-only request, retrying with jittered backoff while the outcome is a transport
-    /// fault, at most [`QUERY_ATTEMPTS`] times and not after the whole-request timeout has been spent.
-    /// Never used for create or refund, which must not be sent blindly twice.
+    /// Sends a read-only request, retrying transport faults (see [`transport::with_retries`]).
     async fn send_query(&self, endpoint: Endpoint, fields: &[(&'static str, String)]) -> Result<Reply, CallError> {
-        let started = std::time::Instant::now();
-        let mut attempt = 1;
-        loop {
-            let outcome = self.send(endpoint, fields).await;
-            if attempt >= QUERY_ATTEMPTS || !worth_retrying(&outcome) {
-                return outcome;
-            }
-            let pause = super::lfwin::retry_delay(attempt, random_u64());
-            if started.elapsed() + pause >= self.timeout {
-                return outcome;
-            }
-            tracing::debug!(endpoint = %endpoint.label(), attempt, "retrying a read-only epay call after {pause:?}");
-            tokio::time::sleep(pause).await;
-            attempt += 1;
-        }
+        transport::with_retries(self.timeout, endpoint.path, worth_retrying, || self.send(endpoint, fields)).await
     }
 
     /// Sends one request and parses the reply. The URL and body are never logged and reqwest errors
@@ -314,97 +297,10 @@ fn origin_of(location: &str) -> String {
     }
 }
 
-/// Eight random bytes as a number, for retry jitter; the clock when the OS has no randomness.
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        return t.as_nanos() as u64;
-    }
-    u64::from_le_bytes(bytes)
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-/// A short, safe excerpt of a reply body for an error message: markup stripped, whitespace collapsed.
-fn snippet(body: &str) -> String {
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if in_tag => {}
-            c if c.is_control() || c.is_whitespace() => text.push(' '),
-            c => text.push(c),
-        }
-    }
-    let clean: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect();
-    if clean.is_empty() { "empty body".into() } else { clean }
-}
-
-/// The message with its first letter in upper case.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
-/// Why a call produced no usable reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// The request provably never left (connection refused): safe to retry.
-    NotSent(String),
-    /// The request may have been processed, but no usable reply came back (timeout, HTTP 5xx,
-    /// a body that is not a JSON object with a `code`).
-    NoReply(String),
-    /// A reply that is not an answer: HTTP 3xx or 4xx.
-    Rejected(String),
-}
-
 /// Whether a read-only call's outcome is worth one more try: transport faults only (epay replies
 /// carry no "busy, retry" code).
 fn worth_retrying(outcome: &Result<Reply, CallError>) -> bool {
     matches!(outcome, Err(CallError::NotSent(_) | CallError::NoReply(_)))
-}
-
-impl CallError {
-    /// As an error for a read-only call: nothing can have changed, so every fault is plain.
-    fn for_query(self) -> GatewayError {
-        match self {
-            CallError::NotSent(m) | CallError::NoReply(m) => GatewayError::new(
-                ErrorKind::Transport,
-                format!("{}. Nothing changed; try the query again shortly.", sentence(&m)),
-            ),
-            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, format!("{}.", sentence(&m))),
-        }
-    }
-
-    /// As an error for a call that moves money: a lost reply leaves the outcome unknown.
-    fn for_money(self, what: &str, next: &str) -> GatewayError {
-        match self {
-            CallError::NotSent(m) => GatewayError::new(
-                ErrorKind::Transport,
-                format!("{}. The {what} was not sent, so nothing changed; it is safe to try again.", sentence(&m)),
-            ),
-            CallError::NoReply(m) => GatewayError::new(
-                ErrorKind::OutcomeUnknown,
-                format!("{}, so it is unknown whether the {what} went through. {next}", sentence(&m)),
-            ),
-            CallError::Rejected(m) => GatewayError::new(
-                ErrorKind::Gateway,
-                format!("{}. The gateway did not accept the request, so the {what} was not made.", sentence(&m)),
-            ),
-        }
-    }
 }
 
 /// A gateway reply: its `code` as text, and every field.

@@ -20,6 +20,8 @@ use crate::config::{ExposeSecret, SecretString};
 use crate::money::Fen;
 use crate::sign;
 
+use super::transport::{self, CallError, random_bytes, root_cause, snippet};
+
 const PATH_CREATE: &str = "/index/Payment/pre_order";
 const PATH_QUERY: &str = "/payapi/pay/query_order";
 const PATH_REFUND: &str = "/payapi/pay/refund_order";
@@ -30,16 +32,6 @@ const URL_KEYS: &[&str] =
     &["pay_url", "payUrl", "payurl", "url", "cashier_url", "h5_url", "qrcode", "qr_code", "code_url"];
 /// Keys under which a create reply's `data` object may hold the platform order number.
 const ORDER_KEYS: &[&str] = &["orderid", "order_id", "orderNo", "order_no"];
-
-/// How many times a read-only call is tried in all.
-const QUERY_ATTEMPTS: u32 = 3;
-
-/// The pause before retry number `retry` (1-based) of a read-only call: exponential from 150 ms,
-/// with half of it random ("equal jitter") so many clients do not retry in step. Pure, so tested.
-pub fn retry_delay(retry: u32, random: u64) -> Duration {
-    let base_ms = 150u64 << retry.min(6);
-    Duration::from_millis(base_ms / 2 + random % (base_ms / 2 + 1))
-}
 
 /// Whether a read-only call's outcome is worth one more try: transport faults, HTTP 5xx, an
 /// unparseable reply, upstream timeout (9000) or "too frequent" (3050).
@@ -95,24 +87,13 @@ impl LfwinClient {
     /// most [`QUERY_ATTEMPTS`] times and not after the whole-request timeout has been spent. Never
     /// used for create or refund, which must not be sent blindly twice.
     async fn post_query(&self, path: &str, fields: Vec<(&'static str, String)>) -> Result<Reply, CallError> {
-        let started = std::time::Instant::now();
-        let mut attempt = 1;
-        loop {
+        transport::with_retries(self.timeout, path, worth_retrying, || {
             // A fresh nonce per attempt: gateways may refuse a repeated one.
             let fields: Vec<(&'static str, String)> =
                 fields.iter().map(|(k, v)| (*k, if *k == "nonce_str" { nonce() } else { v.clone() })).collect();
-            let outcome = self.post(path, fields).await;
-            if attempt >= QUERY_ATTEMPTS || !worth_retrying(&outcome) {
-                return outcome;
-            }
-            let pause = retry_delay(attempt, u64::from_le_bytes(random_bytes()));
-            if started.elapsed() + pause >= self.timeout {
-                return outcome;
-            }
-            tracing::debug!(path, attempt, "retrying a read-only call after {pause:?}");
-            tokio::time::sleep(pause).await;
-            attempt += 1;
-        }
+            self.post(path, fields)
+        })
+        .await
     }
 
     /// Sends one signed request and returns the verified reply fields.
@@ -150,90 +131,6 @@ impl LfwinClient {
         }
         Reply::parse(&body, self.sign_key.expose_secret())
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-/// A short, safe excerpt of a reply body for an error message: markup stripped, whitespace collapsed.
-fn snippet(body: &str) -> String {
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if in_tag => {}
-            c if c.is_control() || c.is_whitespace() => text.push(' '),
-            c => text.push(c),
-        }
-    }
-    let clean: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect();
-    if clean.is_empty() { "empty body".into() } else { clean }
-}
-
-/// The message with its first letter in upper case.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
-/// Why a call produced no usable reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
-    /// The request provably never left (connection refused): safe to retry.
-    NotSent(String),
-    /// The request may have been processed, but no usable reply came back.
-    NoReply(String),
-    /// A reply that is not a usable answer: HTTP 4xx.
-    Rejected(String),
-    /// A `10000` reply whose signature does not verify.
-    BadSignature,
-}
-
-impl CallError {
-    /// As an error for a read-only call: nothing can have changed, so every fault is plain.
-    fn for_query(self) -> GatewayError {
-        match self {
-            CallError::NotSent(m) | CallError::NoReply(m) => GatewayError::new(
-                ErrorKind::Transport,
-                format!("{}. Nothing changed; try the query again shortly.", sentence(&m)),
-            ),
-            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, sentence(&m)),
-            CallError::BadSignature => bad_signature(),
-        }
-    }
-
-    /// As an error for a call that moves money: a lost reply leaves the outcome unknown.
-    fn for_money(self, what: &str, next: &str) -> GatewayError {
-        match self {
-            CallError::NotSent(m) => GatewayError::new(
-                ErrorKind::Transport,
-                format!("{}. The {what} was not sent, so nothing changed; it is safe to try again.", sentence(&m)),
-            ),
-            CallError::NoReply(m) => GatewayError::new(
-                ErrorKind::OutcomeUnknown,
-                format!("{}, so it is unknown whether the {what} went through. {next}", sentence(&m)),
-            ),
-            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, m),
-            CallError::BadSignature => bad_signature(),
-        }
-    }
-}
-
-fn bad_signature() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::Gateway,
-        "The gateway's reply carried a signature that does not verify, so it was not trusted. Check PAYMENT_SIGN_KEY and PAYMENT_API_BASE_URL (a proxy may be rewriting replies); the operation's real outcome must be checked with a query.",
-    )
 }
 
 /// A gateway reply: its fields as text, and its status code.
@@ -620,17 +517,6 @@ fn refund_record(item: &Map<String, Value>) -> RefundRecord {
     }
 }
 
-/// Eight random bytes; the clock when the OS has no randomness (nonces and jitter only need to
-/// differ, not be secret).
-fn random_bytes() -> [u8; 8] {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        bytes = (t.as_nanos() as u64).to_le_bytes();
-    }
-    bytes
-}
-
 /// 16 random hex characters for `nonce_str`.
 fn nonce() -> String {
     random_bytes().iter().map(|b| format!("{b:02x}")).collect()
@@ -941,26 +827,8 @@ mod tests {
     }
 
     #[test]
-    fn snippets_strip_markup() {
-        assert_eq!(snippet("<html><body><h1>502 Bad Gateway</h1>\n</body></html>"), "502 Bad Gateway");
-        assert_eq!(snippet(""), "empty body");
-    }
-
-    #[test]
     fn minify_keeps_string_contents() {
         assert_eq!(minify("{ \"a b\" : [1, 2],\n \"c\":\"x \\\" y\" }"), "{\"a b\":[1,2],\"c\":\"x \\\" y\"}");
-    }
-
-    #[test]
-    fn retry_delays_grow_and_stay_jittered_within_bounds() {
-        for retry in 1..=3 {
-            let base = 150u64 << retry;
-            for random in [0, 1, 77, u64::MAX] {
-                let d = retry_delay(retry, random).as_millis() as u64;
-                assert!((base / 2..=base).contains(&d), "retry {retry}: {d} ms");
-            }
-        }
-        assert!(retry_delay(60, u64::MAX) <= Duration::from_millis(150 << 6));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod epay;
 pub mod lfwin;
+pub mod transport;
 
 use std::fmt;
 

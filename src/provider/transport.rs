@@ -1,0 +1,215 @@
+//! What every HTTP gateway client shares: the classes of transport failure and how each becomes an
+//! agent-facing error, bounded jittered retries for read-only calls, and safe excerpts of replies.
+//!
+//! The distinction that matters for money: a request that provably never left ([`CallError::NotSent`])
+//! changed nothing, while one whose reply was lost ([`CallError::NoReply`]) may have. For a query
+//! both are a plain transport error; for a create or refund the second is `outcome_unknown`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::{ErrorKind, GatewayError};
+
+/// How many times a read-only call is tried in all.
+pub const QUERY_ATTEMPTS: u32 = 3;
+
+/// Why a call produced no usable reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The request provably never left (connection refused): safe to retry.
+    NotSent(String),
+    /// The request may have been processed, but no usable reply came back (timeout, reset, HTTP
+    /// 5xx, a body that is not a reply).
+    NoReply(String),
+    /// A reply that is not an answer: HTTP 3xx or 4xx.
+    Rejected(String),
+    /// A success reply whose signature does not verify.
+    BadSignature,
+}
+
+impl CallError {
+    /// As an error for a read-only call: nothing can have changed, so every fault is plain.
+    pub fn for_query(self) -> GatewayError {
+        match self {
+            CallError::NotSent(m) | CallError::NoReply(m) => GatewayError::new(
+                ErrorKind::Transport,
+                format!("{}. Nothing changed; try the query again shortly.", sentence(&m)),
+            ),
+            CallError::Rejected(m) => GatewayError::new(ErrorKind::Gateway, format!("{}.", sentence(&m))),
+            CallError::BadSignature => bad_signature(),
+        }
+    }
+
+    /// As an error for a call that moves money: a lost reply leaves the outcome unknown, and `next`
+    /// says how to find it out.
+    pub fn for_money(self, what: &str, next: &str) -> GatewayError {
+        match self {
+            CallError::NotSent(m) => GatewayError::new(
+                ErrorKind::Transport,
+                format!("{}. The {what} was not sent, so nothing changed; it is safe to try again.", sentence(&m)),
+            ),
+            CallError::NoReply(m) => GatewayError::new(
+                ErrorKind::OutcomeUnknown,
+                format!("{}, so it is unknown whether the {what} went through. {next}", sentence(&m)),
+            ),
+            CallError::Rejected(m) => GatewayError::new(
+                ErrorKind::Gateway,
+                format!("{}. The gateway did not accept the request, so the {what} was not made.", sentence(&m)),
+            ),
+            CallError::BadSignature => bad_signature(),
+        }
+    }
+}
+
+/// A success reply that cannot be trusted: never success, whatever it says.
+fn bad_signature() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Gateway,
+        "The gateway's reply carried a signature that does not verify, so it was not trusted. Check PAYMENT_SIGN_KEY and PAYMENT_API_BASE_URL (a proxy may be rewriting replies); the operation's real outcome must be checked with a query.",
+    )
+}
+
+/// The pause before retry number `retry` (1-based) of a read-only call: exponential from 150 ms,
+/// with half of it random ("equal jitter") so many clients do not retry in step. Pure, so tested.
+pub fn retry_delay(retry: u32, random: u64) -> Duration {
+    let base_ms = 150u64 << retry.min(6);
+    Duration::from_millis(base_ms / 2 + random % (base_ms / 2 + 1))
+}
+
+/// Runs a read-only call, retrying with [`retry_delay`] while `worth_retrying` says so, at most
+/// [`QUERY_ATTEMPTS`] times and never past `budget` (the whole-request timeout). Never used for
+/// create or refund, which must not be sent blindly twice.
+pub async fn with_retries<T, F, Fut>(
+    budget: Duration,
+    label: &str,
+    worth_retrying: impl Fn(&Result<T, CallError>) -> bool,
+    mut attempt: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CallError>>,
+{
+    let started = Instant::now();
+    let mut tries = 1;
+    loop {
+        let outcome = attempt().await;
+        if tries >= QUERY_ATTEMPTS || !worth_retrying(&outcome) {
+            return outcome;
+        }
+        let pause = retry_delay(tries, u64::from_le_bytes(random_bytes()));
+        if started.elapsed() + pause >= budget {
+            return outcome;
+        }
+        tracing::debug!(call = label, attempt = tries, "retrying a read-only call after {pause:?}");
+        tokio::time::sleep(pause).await;
+        tries += 1;
+    }
+}
+
+/// Eight random bytes; the clock when the OS has no randomness (nonces and jitter only need to
+/// differ, not be secret).
+pub fn random_bytes() -> [u8; 8] {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes = (t.as_nanos() as u64).to_le_bytes();
+    }
+    bytes
+}
+
+/// The innermost cause of an error, which is the one that says what went wrong.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// A short, safe excerpt of a reply body for an error message: markup stripped, whitespace collapsed.
+pub fn snippet(body: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_control() || c.is_whitespace() => text.push(' '),
+            c => text.push(c),
+        }
+    }
+    let clean: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect();
+    if clean.is_empty() { "empty body".into() } else { clean }
+}
+
+/// The message with its first letter in upper case.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_jittered_within_bounds() {
+        for retry in 1..=3 {
+            let base = 150u64 << retry;
+            for random in [0, 1, 77, u64::MAX] {
+                let d = retry_delay(retry, random).as_millis() as u64;
+                assert!((base / 2..=base).contains(&d), "retry {retry}: {d} ms");
+            }
+        }
+        assert!(retry_delay(60, u64::MAX) <= Duration::from_millis(150 << 6));
+    }
+
+    #[test]
+    fn snippets_strip_markup() {
+        assert_eq!(snippet("<html><body><h1>502 Bad Gateway</h1>\n</body></html>"), "502 Bad Gateway");
+        assert_eq!(snippet(""), "empty body");
+    }
+
+    #[test]
+    fn a_lost_reply_is_unknown_only_for_money() {
+        let lost = CallError::NoReply("the gateway did not answer in time".into());
+        assert_eq!(lost.clone().for_query().kind, ErrorKind::Transport);
+        assert_eq!(lost.for_money("order", "Query it.").kind, ErrorKind::OutcomeUnknown);
+        let never = CallError::NotSent("connection refused".into());
+        assert_eq!(never.for_money("order", "").kind, ErrorKind::Transport);
+        assert_eq!(CallError::BadSignature.for_query().kind, ErrorKind::Gateway);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_attempt_limit_and_on_success() {
+        let mut calls = 0;
+        let out: Result<(), CallError> = with_retries(
+            Duration::from_secs(10),
+            "t",
+            |_| true,
+            || {
+                calls += 1;
+                async { Err(CallError::NoReply("x".into())) }
+            },
+        )
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls, QUERY_ATTEMPTS);
+        let mut calls = 0;
+        let out = with_retries(
+            Duration::from_secs(10),
+            "t",
+            |r: &Result<u8, CallError>| r.is_err(),
+            || {
+                calls += 1;
+                async { Ok(7) }
+            },
+        )
+        .await;
+        assert_eq!((out, calls), (Ok(7), 1));
+    }
+}
