@@ -55,12 +55,7 @@ fn logged<T>(result: Result<T, crate::ledger::LedgerError>) {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` in China time (UTC+8) → Unix seconds.
-pub fn china_time_to_unix(text: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp() - 8 * 3600)
-}
+pub use crate::provider::epay::china_time_to_unix;
 
 /// Unix seconds now.
 pub fn now_unix() -> i64 {

@@ -322,6 +322,22 @@ fn amount(f: &Map<String, Value>, name: &str) -> Result<Fen, GatewayError> {
     Fen::from_json(value).map_err(|why| invalid(format!("`{name}`: {why}. Nothing was sent.")))
 }
 
+/// The optional `pay_type`: a lowercase identifier such as `alipay`.
+fn pay_type(f: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
+    string(f, "pay_type")?
+        .map(|s| {
+            let ok = !s.is_empty()
+                && s.len() <= 32
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if ok {
+                Ok(s.to_owned())
+            } else {
+                Err(invalid("`pay_type` must be a lowercase identifier such as alipay or wxpay. Nothing was sent."))
+            }
+        })
+        .transpose()
+}
+
 /// Parses `create_payment_order` arguments.
 ///
 /// # Errors
@@ -333,18 +349,7 @@ pub fn parse_create(args: &Map<String, Value>) -> Result<Create, GatewayError> {
     let notify_url = string(&f, "notify_url")?.filter(|s| !s.is_empty()).map(|s| url("notify_url", s)).transpose()?;
     let return_url = string(&f, "return_url")?.filter(|s| !s.is_empty()).map(|s| url("return_url", s)).transpose()?;
     let subject = string(&f, "subject")?.map(|s| text("subject", s, 128)).transpose()?;
-    let pay_type = string(&f, "pay_type")?
-        .map(|s| {
-            if !s.is_empty()
-                && s.len() <= 32
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                Ok(s.to_owned())
-            } else {
-                Err(invalid("`pay_type` must be a lowercase identifier such as alipay or wxpay. Nothing was sent."))
-            }
-        })
-        .transpose()?;
+    let pay_type = pay_type(&f)?;
     Ok(Create { merchant_order_no, amount, notify_url, return_url, subject, pay_type })
 }
 
@@ -478,18 +483,7 @@ pub fn parse_list(args: &Map<String, Value>) -> Result<(crate::provider::ListQue
                 .ok_or_else(|| invalid("`state` must be one of pending, paid, failed, closed, unknown."))
         })
         .transpose()?;
-    let pay_type = string(&f, "pay_type")?
-        .map(|s| {
-            if !s.is_empty()
-                && s.len() <= 32
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                Ok(s.to_owned())
-            } else {
-                Err(invalid("`pay_type` must be a lowercase identifier such as alipay or wxpay."))
-            }
-        })
-        .transpose()?;
+    let pay_type = pay_type(&f)?;
     let time = |name: &str| -> Result<Option<String>, GatewayError> {
         string(&f, name)?
             .map(|s| match crate::payments::china_time_to_unix(s) {
