@@ -228,6 +228,19 @@ fn mask(secret: &str) -> String {
     }
 }
 
+/// Resolves the base URL's host, for a clear DNS verdict before any request.
+async fn resolve(base_url: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(base_url).map_err(|e| format!("`{base_url}` is not a URL ({e})"))?;
+    let host = url.host_str().ok_or_else(|| format!("`{base_url}` has no host"))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<String> = tokio::net::lookup_host((host.trim_start_matches('[').trim_end_matches(']'), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map(|a| a.ip().to_string())
+        .collect();
+    if addrs.is_empty() { Err(format!("{host} has no addresses")) } else { Ok(addrs.join(", ")) }
+}
+
 /// `payment-mcp doctor`.
 pub async fn doctor() -> bool {
     let config = Config::from_env();
@@ -263,8 +276,19 @@ pub async fn doctor() -> bool {
         println!("\nFix the problems above in the MCP client's configuration for payment-mcp."); // stdout-ok
         return false;
     }
-    if let ProviderSettings::Lfwin { base_url, .. } = &config.provider {
-        println!("checking {base_url} (DNS, TLS, HTTP) …"); // stdout-ok
+    let base_url = match &config.provider {
+        ProviderSettings::Lfwin { base_url, .. } | ProviderSettings::Epay { base_url, .. } => Some(base_url.clone()),
+        ProviderSettings::Sandbox => None,
+    };
+    if let Some(base_url) = base_url {
+        match resolve(&base_url).await {
+            Ok(addrs) => println!("DNS             : {base_url} → {addrs}"), // stdout-ok
+            Err(e) => {
+                println!("PROBLEM DNS     : {e}. Check PAYMENT_API_BASE_URL and this machine's network."); // stdout-ok
+                return false;
+            }
+        }
+        println!("checking TLS and the keys with a harmless signed query …"); // stdout-ok
     }
     let payments = Payments::new(config);
     // A harmless signed query for an order that cannot exist: 3040 means the keys work.
