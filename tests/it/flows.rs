@@ -293,3 +293,30 @@ async fn two_hundred_calls_in_flight_on_one_session_are_each_answered_once_and_c
     assert_eq!(unique.len(), 200);
     assert_eq!(h.gw.request_count(), 200);
 }
+
+#[tokio::test]
+async fn a_cancelled_wait_stops_polling_and_the_server_keeps_answering() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let h = Harness::start().await;
+    let created = h.create("WAIT-3", "2.00").await;
+    let params = CallToolRequestParams::new("wait_for_payment")
+        .with_arguments(json!({"order_no": created["order_no"], "timeout_seconds": 60}).as_object().unwrap().clone());
+    let handle = h
+        .client
+        .peer()
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    handle.cancel(Some("the payer left".into())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let polls = h.gw.request_count();
+    assert!(polls >= 2, "it was polling");
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    assert_eq!(h.gw.request_count(), polls, "no polling after the cancellation");
+    assert_eq!(h.client.list_all_tools().await.unwrap().len(), 7, "the server keeps answering");
+}
