@@ -143,7 +143,7 @@ impl EpayClient {
                 "PAYMENT_SIGN_KEY is not set; set it to your epay merchant key from the gateway's merchant console.",
             ));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::provider::transport::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())

@@ -65,7 +65,7 @@ impl LfwinClient {
         timeout: Duration,
         kind: ProviderKind,
     ) -> Result<Self, GatewayError> {
-        let http = reqwest::Client::builder()
+        let http = crate::provider::transport::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("payment-mcp/", env!("CARGO_PKG_VERSION")))

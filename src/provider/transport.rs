@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 
 use super::{ErrorKind, GatewayError};
 
+/// A reqwest client builder with the TLS crypto provider (ring) installed for the process. Every
+/// HTTP client in the crate is built through this: reqwest is compiled without a provider of its
+/// own, to keep aws-lc's C build out of the tree.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // Err only means another provider was installed first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 /// How many times a read-only call is tried in all.
 pub const QUERY_ATTEMPTS: u32 = 3;
 

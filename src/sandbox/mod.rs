@@ -153,7 +153,7 @@ impl Shared {
         let shared = Arc::clone(self);
         self.runtime.spawn(async move {
             let client = shared.notifier.get_or_init(|| {
-                reqwest::Client::builder()
+                crate::provider::transport::client_builder()
                     .no_proxy()
                     .timeout(Duration::from_secs(10))
                     .build()

@@ -474,7 +474,11 @@ mod tests {
     /// kept, since every test has its own runtime.
     fn client() -> reqwest::Client {
         static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-        CLIENT.get_or_init(|| reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()).clone()
+        CLIENT
+            .get_or_init(|| {
+                crate::provider::transport::client_builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()
+            })
+            .clone()
     }
 
     /// Posts `fields` plus `apikey`, `sign_type` and a correct `sign`.
