@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     /// pay page was opened or a payment simulated, as LFWin creates the platform order only when
     /// the payer opens the cashier.
     pub lazy_platform_orders: bool,
+    /// How many recent requests [`Gateway::requests`] keeps. The embedded sandbox lives all day
+    /// beside an editor, so its log must stay bounded; tests want every request.
+    pub request_log_limit: usize,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -84,6 +87,7 @@ impl GatewayConfig {
             port: 0,
             refund_settle_delay: Duration::from_secs(3),
             lazy_platform_orders: false,
+            request_log_limit: 256,
         }
     }
 }
@@ -309,9 +313,9 @@ impl Gateway {
         self.shared.lock().requests.clone()
     }
 
-    /// How many requests reached an LFWin endpoint.
+    /// How many requests reached an LFWin endpoint (all of them, also those the log dropped).
     pub fn request_count(&self) -> usize {
-        self.shared.lock().requests.len()
+        self.shared.lock().request_total
     }
 
     /// A snapshot of an order, found by platform or merchant order number.

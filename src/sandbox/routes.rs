@@ -119,11 +119,16 @@ async fn handle(endpoint: Endpoint, shared: Arc<Shared>, headers: &HeaderMap, bo
     let signature_ok = first(&fields, "sign")
         .is_some_and(|given| signatures_match(&lfwin_sign(&fields, &shared.config.sign_key), given));
     tracing::debug!(path = endpoint.path(), signature_ok, "sandbox: request");
-    shared.lock().requests.push(RecordedRequest {
-        path: endpoint.path().to_owned(),
-        fields: fields.clone(),
-        signature_ok,
-    });
+    {
+        let limit = shared.config.request_log_limit.max(1);
+        let mut state = shared.lock();
+        if state.requests.len() >= limit {
+            let excess = state.requests.len() + 1 - limit;
+            state.requests.drain(..excess);
+        }
+        state.requests.push(RecordedRequest { path: endpoint.path().to_owned(), fields: fields.clone(), signature_ok });
+        state.request_total += 1;
+    }
 
     match &fault {
         Some(Fault::Http500Html) => {
@@ -456,6 +461,7 @@ mod tests {
 
     async fn gateway(settle: Duration, lazy: bool) -> Gateway {
         Gateway::start(GatewayConfig {
+            request_log_limit: usize::MAX,
             api_key: KEY.into(),
             sign_key: SIGN_KEY.into(),
             port: 0,
@@ -468,6 +474,19 @@ mod tests {
 
     async fn manual() -> Gateway {
         gateway(Duration::MAX, false).await
+    }
+
+    #[tokio::test]
+    async fn the_request_log_stays_bounded_but_the_count_does_not() {
+        let config = GatewayConfig { request_log_limit: 2, ..GatewayConfig::random_keys() };
+        let gw = Gateway::start(config).await.unwrap();
+        for path in ["/payapi/pay/query_order", "/payapi/pay/query_order", "/payapi/pay/query_refund"] {
+            post_raw(&gw, path, &[("x".into(), "1".into())]).await;
+        }
+        assert_eq!(gw.request_count(), 3);
+        let kept = gw.requests();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].path, "/payapi/pay/query_refund", "the newest are kept");
     }
 
     /// One client for all tests (building one is slow in debug builds). No idle connections are

@@ -246,6 +246,8 @@ pub struct State {
     pub refund_query_flat_4001: bool,
     /// Every request that reached an LFWin endpoint.
     pub requests: Vec<RecordedRequest>,
+    /// Every request ever recorded, including those dropped from `requests`.
+    pub request_total: usize,
 }
 
 impl State {
@@ -262,6 +264,7 @@ impl State {
             data_style: DataStyle::default(),
             refund_query_flat_4001: false,
             requests: Vec::new(),
+            request_total: 0,
         }
     }
 

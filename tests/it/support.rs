@@ -47,6 +47,7 @@ pub fn gateway_config() -> GatewayConfig {
         port: 0,
         refund_settle_delay: Duration::MAX,
         lazy_platform_orders: false,
+        request_log_limit: usize::MAX,
     }
 }
 
