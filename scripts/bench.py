@@ -281,10 +281,17 @@ class SandboxGateway:
         # Keep draining stdout so the gateway never blocks on a full pipe.
         threading.Thread(target=self.p.stdout.read, daemon=True).start()
 
-    def env(self) -> dict[str, str]:
+    def env(self, ledger: Path) -> dict[str, str]:
+        """payment-mcp's environment for this gateway, with its order ledger (SQLite) in `ledger`, a
+        fresh file under target/bench: never the user's real ledger, but the same on-disk cost."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{ledger}{suffix}").unlink(missing_ok=True)
         env = clean_env()
         env.update(
-            PAYMENT_API_BASE_URL=self.base_url, PAYMENT_API_KEY=self.api_key, PAYMENT_SIGN_KEY=self.sign_key
+            PAYMENT_API_BASE_URL=self.base_url,
+            PAYMENT_API_KEY=self.api_key,
+            PAYMENT_SIGN_KEY=self.sign_key,
+            PAYMENT_LEDGER=str(ledger),
         )
         return env
 
@@ -352,19 +359,23 @@ def measure_startup(bin_: str, floor: str, runs: int, warmup: int) -> dict:
 
 def idle_rss(argv: list[str], env: dict[str, str], runs: int = 5) -> dict:
     """Peak and current RSS (KiB) right after initialize + tools/list; median over `runs` processes."""
-    hwm, rss, lst_bytes, tools = [], [], 0, 0
+    hwm, rss, anon, file_, lst_bytes, tools = [], [], [], [], 0, 0
     for _ in range(runs):
         m = Mcp(argv, env)
         m.handshake()
         st = proc_status(m.p.pid)
         hwm.append(st["VmHWM"])
         rss.append(st["VmRSS"])
+        anon.append(st.get("RssAnon", 0))
+        file_.append(st.get("RssFile", 0))
         lst_bytes = m.tools_list_bytes
         tools = len(m.tools_list.get("tools", []))
         m.close()
     return {
         "hwm_kib": statistics.median(hwm),
         "rss_kib": statistics.median(rss),
+        "anon_kib": statistics.median(anon),
+        "file_kib": statistics.median(file_),
         "tools_list_bytes": lst_bytes,
         "tools": tools,
     }
@@ -381,7 +392,7 @@ def content_sizes(result: dict) -> dict:
 def roundtrips(bin_: str, floor: str, gw: SandboxGateway, calls: int, inflight: int, pipelined_calls: int, logdir: Path) -> dict:
     tag = secrets.token_hex(3)
     pm_log = open(logdir / "payment-mcp.roundtrips.stderr.log", "wb")
-    pm = Mcp([bin_], gw.env(), stderr=pm_log)
+    pm = Mcp([bin_], gw.env(logdir / "ledger-roundtrips.sqlite3"), stderr=pm_log)
     pm.handshake()
     fl = Mcp([floor], clean_env())
     fl.handshake()
@@ -553,7 +564,7 @@ def rss_under_load(argv: list[str], env: dict[str, str], total_calls: int, logpa
     m = Mcp(argv, env, stderr=errlog)
     m.handshake()
     idle = proc_status(m.p.pid)
-    checkpoints = sorted({total_calls // 10, total_calls // 4, total_calls // 2, total_calls})
+    checkpoints = sorted({1, total_calls // 10, total_calls // 4, total_calls // 2, total_calls})
     points = []
     last_order = None
     t0 = time.perf_counter()
@@ -566,7 +577,15 @@ def rss_under_load(argv: list[str], env: dict[str, str], total_calls: int, logpa
             tool_result(msg, f"{label} query")
         if k in checkpoints:
             st = proc_status(m.p.pid)
-            points.append({"calls": k, "hwm_kib": st["VmHWM"], "rss_kib": st["VmRSS"]})
+            points.append(
+                {
+                    "calls": k,
+                    "hwm_kib": st["VmHWM"],
+                    "rss_kib": st["VmRSS"],
+                    "anon_kib": st.get("RssAnon", 0),
+                    "file_kib": st.get("RssFile", 0),
+                }
+            )
     elapsed = time.perf_counter() - t0
     m.close()
     errlog.close()
@@ -578,12 +597,16 @@ def rss_under_load(argv: list[str], env: dict[str, str], total_calls: int, logpa
         "creates": creates,
         "idle_hwm_kib": idle["VmHWM"],
         "idle_rss_kib": idle["VmRSS"],
+        "idle_anon_kib": idle.get("RssAnon", 0),
+        "idle_file_kib": idle.get("RssFile", 0),
+        "anon_kib": end["anon_kib"],
+        "file_kib": end["file_kib"],
         "hwm_kib": end["hwm_kib"],
         "rss_kib": end["rss_kib"],
         # One-time growth (HTTP client, connection, first QR, allocator arenas) shows by the first
         # checkpoint; the slope after it is what each further order costs.
-        "first_checkpoint_rss_kib": points[0]["rss_kib"],
-        "growth_per_create_bytes": (end["rss_kib"] - points[0]["rss_kib"]) * 1024 / max(1, creates - (points[0]["calls"] + 1) // 2),
+        "first_checkpoint_rss_kib": points[1]["rss_kib"],
+        "growth_per_create_bytes": (end["rss_kib"] - points[1]["rss_kib"]) * 1024 / max(1, creates - (points[1]["calls"] + 1) // 2),
         "points": points,
         "seconds": elapsed,
     }
@@ -745,7 +768,7 @@ def render(r: dict, findings: str) -> str:
                 ["Python (driver)", m["python"]],
                 ["Date", m["date"]],
                 ["Commit", m["commit"]],
-                ["Load average (1 min) at start / end", f"{r['load_start']:.2f} / {r['load_end']:.2f}"],
+                ["Load average (1 min) at start / end of the measurements", f"{r['load_start']:.2f} / {r['load_end']:.2f} (the start still reflects bench.sh's own build)"],
             ],
         ),
         "",
@@ -869,19 +892,27 @@ def render(r: dict, findings: str) -> str:
             ],
         ),
         "",
-        "## Memory (VmHWM = peak RSS, from /proc/PID/status)",
+        "## Memory (from /proc/PID/status: VmHWM = peak RSS; RssFile = pages of the mapped binary and libraries; RssAnon = heap and stacks)",
         "",
         table(
-            ["", "peak RSS", "RSS now"],
+            ["", "peak RSS (VmHWM)", "RSS now", "of which file-backed", "of which anonymous"],
             [
-                ["floor, idle after `initialize` + `tools/list`", f"{r['idle']['floor']['hwm_kib'] / 1024:.2f} MiB", f"{r['idle']['floor']['rss_kib'] / 1024:.2f} MiB"],
-                ["payment-mcp (sandbox), idle after `initialize` + `tools/list`", f"{r['idle']['payment']['hwm_kib'] / 1024:.2f} MiB", f"{r['idle']['payment']['rss_kib'] / 1024:.2f} MiB"],
+                [
+                    f"{who}, idle after `initialize` + `tools/list`",
+                    f"{r['idle'][key]['hwm_kib'] / 1024:.2f} MiB",
+                    f"{r['idle'][key]['rss_kib'] / 1024:.2f} MiB",
+                    f"{r['idle'][key].get('file_kib', 0) / 1024:.2f} MiB",
+                    f"{r['idle'][key].get('anon_kib', 0) / 1024:.2f} MiB",
+                ]
+                for who, key in (("floor", "floor"), ("payment-mcp (sandbox)", "payment"))
             ]
             + [
                 [
                     f"payment-mcp ({x['label']}), after {x['calls']:,} calls (create/query alternating)",
                     f"{x['hwm_kib'] / 1024:.2f} MiB",
                     f"{x['rss_kib'] / 1024:.2f} MiB",
+                    f"{x['file_kib'] / 1024:.2f} MiB",
+                    f"{x['anon_kib'] / 1024:.2f} MiB",
                 ]
                 for x in r["rss"]
             ],
@@ -891,9 +922,9 @@ def render(r: dict, findings: str) -> str:
     for x in r["rss"]:
         pts = ", ".join(f"{p['calls']:,}: {p['rss_kib'] / 1024:.2f}" for p in x["points"])
         parts.append(
-            f"- {x['label']}: idle {x['idle_rss_kib'] / 1024:.2f} MiB RSS (peak {x['idle_hwm_kib'] / 1024:.2f}); "
-            f"RSS in MiB by calls {pts}; after the one-time growth up to the first checkpoint, ≈ "
-            f"{x['growth_per_create_bytes']:.0f} bytes more per created order ({x['creates']:,} creates in all; {x['seconds']:.1f} s)."
+            f"- {x['label']}: idle {x['idle_rss_kib'] / 1024:.2f} MiB RSS; RSS in MiB after N calls: {pts}. "
+            f"From call {x['points'][1]['calls']:,} on, ≈ {x['growth_per_create_bytes']:.0f} bytes more per created order "
+            f"({x['creates']:,} creates in all; {x['seconds']:.1f} s)."
         )
     b = r.get("build")
     parts += [
@@ -978,7 +1009,7 @@ def main() -> int:
         log(f"round trips via {gw.base_url}: {a.calls} sequential calls each, then {a.inflight} in flight …")
         r["roundtrips"] = roundtrips(a.bin, a.floor, gw, a.calls, a.inflight, a.pipelined_calls, logdir)
         log(f"peak RSS over {a.rss_calls:,} calls (external gateway) …")
-        rss = [rss_under_load([a.bin], gw.env(), a.rss_calls, logdir / "payment-mcp.rss.stderr.log", "LFWin client → external gateway")]
+        rss = [rss_under_load([a.bin], gw.env(logdir / "ledger-rss.sqlite3"), a.rss_calls, logdir / "payment-mcp.rss.stderr.log", "LFWin client → external gateway")]
     finally:
         gw.stop()
     log(f"peak RSS over {a.rss_calls:,} calls (embedded sandbox, no env) …")
