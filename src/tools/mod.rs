@@ -43,9 +43,47 @@ fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     without_int_formats(schema_for_input::<T>().unwrap_or_else(|_| schema_for_empty_input()))
 }
 
-/// The output schema for a tool.
+/// The output schema for a tool: its success shape, or the error envelope that every tool answers
+/// with `isError: true` (`success`, `provider`, `sandbox`, `error`).
+///
+/// Clients built on the TypeScript SDK (MCP Inspector, Claude Code, Cursor, Cline) validate
+/// `structuredContent` against `outputSchema` even for error results, so a schema that only knew
+/// the success shape would turn every tool error into a protocol error the agent never reads.
 fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
-    without_int_formats(schema_for_output::<T>())
+    without_int_formats(with_error_envelope(schema_for_output::<T>()))
+}
+
+/// Moves the success shape's `required` list into one branch of an `anyOf` whose other branch is
+/// the error envelope, and declares the `error` property.
+fn with_error_envelope(schema: Arc<JsonObject>) -> Arc<JsonObject> {
+    let mut root = schema.as_ref().clone();
+    let required = root.remove("required").unwrap_or_else(|| serde_json::json!([]));
+    let error_schema = serde_json::to_value(schemars::schema_for!(render::ErrorBody)).unwrap_or_default();
+    let mut error_schema = match error_schema {
+        serde_json::Value::Object(map) => map,
+        _ => JsonObject::new(),
+    };
+    // The error body's own definitions (ErrorKind) join the root's, where its `$ref`s point.
+    if let Some(serde_json::Value::Object(defs)) = error_schema.remove("$defs") {
+        let root_defs = root.entry("$defs").or_insert_with(|| serde_json::Value::Object(JsonObject::new()));
+        if let serde_json::Value::Object(root_defs) = root_defs {
+            root_defs.extend(defs);
+        }
+    }
+    error_schema.remove("$schema");
+    error_schema.remove("title");
+    error_schema.insert("description".into(), "Present only on error results (isError: true).".into());
+    if let Some(serde_json::Value::Object(props)) = root.get_mut("properties") {
+        props.insert("error".into(), serde_json::Value::Object(error_schema));
+    }
+    root.insert(
+        "anyOf".into(),
+        serde_json::json!([
+            {"required": required},
+            {"required": ["success", "provider", "sandbox", "error"]},
+        ]),
+    );
+    Arc::new(root)
 }
 
 /// Drops schemars' `"format": "uint32"`-style annotations: they are not JSON Schema formats, and

@@ -91,6 +91,9 @@ pub struct Harness {
     pub gw: Gateway,
     pub client: RunningService<RoleClient, TestClient>,
     stderr: Arc<Mutex<String>>,
+    /// Each listed tool's `outputSchema`: every result a test sees is checked against it, as the
+    /// TypeScript SDK's clients do (they reject a result that does not match, errors included).
+    output_schemas: std::collections::HashMap<String, Value>,
 }
 
 pub struct Options {
@@ -180,17 +183,38 @@ impl Harness {
         } else {
             handler.serve(transport).await.expect("initialize handshake")
         };
-        Harness { gw, client, stderr: log }
+        let tools = client.list_all_tools().await.expect("tools/list");
+        let output_schemas = tools
+            .into_iter()
+            .filter_map(|t| t.output_schema.map(|s| (t.name.to_string(), Value::Object(s.as_ref().clone()))))
+            .collect();
+        Harness { gw, client, stderr: log, output_schemas }
     }
 
     /// Calls a tool; a JSON-RPC error fails the test (tool errors come back as results).
     pub async fn call(&self, tool: &str, args: Value) -> CallToolResult {
         let args = args.as_object().cloned().expect("arguments are an object");
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
-        tokio::time::timeout(Duration::from_secs(20), self.client.call_tool(params))
+        let result = tokio::time::timeout(Duration::from_secs(20), self.client.call_tool(params))
             .await
             .expect("the call is answered in bounded time")
-            .expect("no JSON-RPC error")
+            .expect("no JSON-RPC error");
+        self.assert_matches_output_schema(tool, &result);
+        result
+    }
+
+    /// Fails unless the result's `structuredContent` validates against the tool's `outputSchema`.
+    pub fn assert_matches_output_schema(&self, tool: &str, result: &CallToolResult) {
+        let (Some(schema), Some(structured)) = (self.output_schemas.get(tool), &result.structured_content) else {
+            return;
+        };
+        let validator = jsonschema::validator_for(schema).expect("outputSchema is a valid JSON Schema");
+        let problems: Vec<String> =
+            validator.iter_errors(structured).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(
+            problems.is_empty(),
+            "{tool}: structuredContent does not match outputSchema: {problems:?}\n{structured}"
+        );
     }
 
     pub fn stderr(&self) -> String {
