@@ -223,8 +223,8 @@ pub async fn sandbox(port: u16) -> bool {
 fn mask(secret: &str) -> String {
     match secret.chars().count() {
         0 => "(not set)".into(),
-        n if n <= 4 => "****".into(),
-        n => format!("{}…{} ({n} chars)", secret.chars().next().unwrap_or('*'), secret.chars().last().unwrap_or('*')),
+        // Only the length: even a first and last character are a quarter of an 8-character key.
+        n => format!("set ({n} chars)"),
     }
 }
 
@@ -261,6 +261,9 @@ pub async fn doctor() -> bool {
         ProviderSettings::Sandbox => {
             println!("                  (no credentials set: embedded sandbox, no real money)")
         } // stdout-ok
+        ProviderSettings::Unconfigured => {
+            println!("                  (credentials partly set or ambiguous: see the problems below)")
+        } // stdout-ok
     }
     println!("timeout         : {} ms", config.timeout.as_millis()); // stdout-ok
     println!("read-only       : {}", config.read_only); // stdout-ok
@@ -278,7 +281,7 @@ pub async fn doctor() -> bool {
     }
     let base_url = match &config.provider {
         ProviderSettings::Lfwin { base_url, .. } | ProviderSettings::Epay { base_url, .. } => Some(base_url.clone()),
-        ProviderSettings::Sandbox => None,
+        ProviderSettings::Sandbox | ProviderSettings::Unconfigured => None,
     };
     if let Some(base_url) = base_url {
         match resolve(&base_url).await {

@@ -49,9 +49,21 @@ pub struct Problem {
 /// The gateway and its credentials.
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
-    Lfwin { base_url: String, api_key: SecretString, sign_key: SecretString },
-    Epay { base_url: String, merchant_id: String, key: SecretString, api_style: EpayApiStyle, pay_type: String },
+    Lfwin {
+        base_url: String,
+        api_key: SecretString,
+        sign_key: SecretString,
+    },
+    Epay {
+        base_url: String,
+        merchant_id: String,
+        key: SecretString,
+        api_style: EpayApiStyle,
+        pay_type: String,
+    },
     Sandbox,
+    /// See [`ProviderKind::Unconfigured`]; the reason is in [`Config::problems`].
+    Unconfigured,
 }
 
 impl ProviderSettings {
@@ -60,6 +72,7 @@ impl ProviderSettings {
             ProviderSettings::Lfwin { .. } => ProviderKind::Lfwin,
             ProviderSettings::Epay { .. } => ProviderKind::Epay,
             ProviderSettings::Sandbox => ProviderKind::Sandbox,
+            ProviderSettings::Unconfigured => ProviderKind::Unconfigured,
         }
     }
 }
@@ -328,27 +341,39 @@ fn resolve_provider(
     let base = get("PAYMENT_API_BASE_URL");
 
     let explicit = get("PAYMENT_PROVIDER").map(|p| p.to_ascii_lowercase());
+    let mut unconfigured = |variable: &'static str, message: String| {
+        problems.push(Problem { variable, message, money_moving_only: false });
+        ProviderSettings::Unconfigured
+    };
     let kind = match explicit.as_deref() {
         Some("lfwin") => ProviderKind::Lfwin,
         Some("epay") => ProviderKind::Epay,
         Some("sandbox") => ProviderKind::Sandbox,
         Some(other) => {
-            problems.push(Problem {
-                variable: "PAYMENT_PROVIDER",
-                message: format!("PAYMENT_PROVIDER is `{other}`; use lfwin, epay or sandbox"),
-                money_moving_only: false,
-            });
-            return ProviderSettings::Sandbox;
+            return unconfigured(
+                "PAYMENT_PROVIDER",
+                format!("PAYMENT_PROVIDER is `{other}`; use lfwin, epay or sandbox"),
+            );
+        }
+        None if api_key.is_some() && merchant_id.is_some() => {
+            return unconfigured(
+                "PAYMENT_PROVIDER",
+                "both PAYMENT_API_KEY (LFWin) and PAYMENT_MERCHANT_ID (epay) are set; set PAYMENT_PROVIDER to lfwin or epay to say which gateway to use".into(),
+            );
         }
         None if api_key.is_some() => ProviderKind::Lfwin,
         None if merchant_id.is_some() => ProviderKind::Epay,
         None if sign_key.is_some() => {
-            problems.push(Problem {
-                variable: "PAYMENT_API_KEY",
-                message: "PAYMENT_SIGN_KEY is set but neither PAYMENT_API_KEY (LFWin) nor PAYMENT_MERCHANT_ID (epay) is; set the one for your gateway (the sandbox is not used when credentials are partly set)".into(),
-                money_moving_only: false,
-            });
-            return ProviderSettings::Sandbox;
+            return unconfigured(
+                "PAYMENT_API_KEY",
+                "PAYMENT_SIGN_KEY is set but neither PAYMENT_API_KEY (LFWin) nor PAYMENT_MERCHANT_ID (epay) is; set the one for your gateway (the sandbox is not used when credentials are partly set)".into(),
+            );
+        }
+        None if base.is_some() => {
+            return unconfigured(
+                "PAYMENT_API_KEY",
+                "PAYMENT_API_BASE_URL is set but no credentials are; set PAYMENT_API_KEY and PAYMENT_SIGN_KEY (LFWin) or PAYMENT_MERCHANT_ID and PAYMENT_SIGN_KEY (epay), or unset PAYMENT_API_BASE_URL to use the sandbox".into(),
+            );
         }
         None => ProviderKind::Sandbox,
     };
@@ -373,6 +398,7 @@ fn resolve_provider(
 
     match kind {
         ProviderKind::Sandbox => ProviderSettings::Sandbox,
+        ProviderKind::Unconfigured => ProviderSettings::Unconfigured,
         ProviderKind::Lfwin => {
             if api_key.is_none() {
                 missing("PAYMENT_API_KEY", "set it to your LFWin apikey (merchant console)");
@@ -459,7 +485,29 @@ mod tests {
         assert_eq!(c.provider.kind(), ProviderKind::Lfwin);
         assert_eq!(c.problems[0].variable, "PAYMENT_SIGN_KEY");
         let c = config(&[("PAYMENT_SIGN_KEY", "s")]);
+        assert_eq!(c.provider.kind(), ProviderKind::Unconfigured);
         assert_eq!(c.problems[0].variable, "PAYMENT_API_KEY");
+        let c = config(&[("PAYMENT_API_BASE_URL", "https://api2.lfwin.com")]);
+        assert_eq!(c.provider.kind(), ProviderKind::Unconfigured);
+        assert_eq!(c.problems[0].variable, "PAYMENT_API_KEY");
+    }
+
+    #[test]
+    fn an_unknown_or_ambiguous_provider_is_a_problem_not_a_sandbox() {
+        let c = config(&[("PAYMENT_PROVIDER", "lfwn")]);
+        assert_eq!(c.provider.kind(), ProviderKind::Unconfigured);
+        assert_eq!(c.problems[0].variable, "PAYMENT_PROVIDER");
+        let c = config(&[("PAYMENT_API_KEY", "k"), ("PAYMENT_SIGN_KEY", "s"), ("PAYMENT_MERCHANT_ID", "1001")]);
+        assert_eq!(c.provider.kind(), ProviderKind::Unconfigured);
+        assert_eq!(c.problems[0].variable, "PAYMENT_PROVIDER");
+        let c = config(&[
+            ("PAYMENT_PROVIDER", "lfwin"),
+            ("PAYMENT_API_KEY", "k"),
+            ("PAYMENT_SIGN_KEY", "s"),
+            ("PAYMENT_MERCHANT_ID", "1001"),
+        ]);
+        assert_eq!(c.provider.kind(), ProviderKind::Lfwin);
+        assert!(c.problems.is_empty());
     }
 
     #[test]

@@ -70,6 +70,7 @@ impl Payments {
             }
             ProviderSettings::Epay { base_url, merchant_id, .. } => Account::new("epay", base_url, merchant_id),
             ProviderSettings::Sandbox => Account::new("sandbox", "", ""),
+            ProviderSettings::Unconfigured => Account::new("unconfigured", "", ""),
         };
         Payments { config, gateway: OnceCell::new(), sandbox: OnceCell::new(), ledger: OnceLock::new(), account }
     }
@@ -179,6 +180,12 @@ impl Payments {
                     ProviderKind::Sandbox,
                 )?))
             }
+            // Unreachable in practice: its configuration problem stops every tool first.
+            ProviderSettings::Unconfigured => Err(GatewayError::new(
+                ErrorKind::Config,
+                "No payment provider is configured: set PAYMENT_PROVIDER and its credentials, or unset every PAYMENT_* credential to use the sandbox.",
+            )
+            .with_code("PAYMENT_PROVIDER")),
             ProviderSettings::Epay { base_url, merchant_id, key, api_style, pay_type } => {
                 Ok(Arc::new(crate::provider::epay::EpayClient::new(
                     base_url,

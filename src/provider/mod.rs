@@ -25,6 +25,10 @@ pub enum ProviderKind {
     Epay,
     /// The embedded simulated gateway (LFWin wire protocol, no real money).
     Sandbox,
+    /// Credentials are partly set, ambiguous, or `PAYMENT_PROVIDER` is unknown: every tool answers
+    /// with a `config` error naming the variable. Never a silent fall-back to the sandbox, whose
+    /// results would look like a working setup.
+    Unconfigured,
 }
 
 impl ProviderKind {
@@ -34,6 +38,7 @@ impl ProviderKind {
             ProviderKind::Lfwin => "lfwin",
             ProviderKind::Epay => "epay",
             ProviderKind::Sandbox => "sandbox",
+            ProviderKind::Unconfigured => "unconfigured",
         }
     }
 }

@@ -267,7 +267,7 @@ impl PaymentServer {
         title = "Verify payment notification",
         input_schema = input::<args::VerifyArgs>(),
         output_schema = output::<render::VerifyOutput>(),
-        annotations(title = "Verify payment notification", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(title = "Verify payment notification", read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
     async fn verify_payment_notification(&self, raw: JsonObject) -> CallToolResult {
         self.guard(false, async {
@@ -362,11 +362,6 @@ impl PaymentServer {
     }
 }
 
-/// Whether a provider's protocol has no refund query (epay), so `query_refund_status` is hidden.
-fn kind_has_no_refund_query(kind: crate::provider::ProviderKind) -> bool {
-    kind == crate::provider::ProviderKind::Epay
-}
-
 impl PaymentServer {
     /// A server over `payments`, listing only the tools its configuration allows.
     pub fn new(payments: Arc<Payments>) -> Self {
@@ -390,10 +385,6 @@ impl PaymentServer {
                     annotations.open_world_hint = Some(false);
                 }
             }
-        }
-        // Refunds on epay gateways cannot be confirmed, and path-style ones have no refund API.
-        if kind_has_no_refund_query(payments.kind()) {
-            tool_router.remove_route("query_refund_status");
         }
         PaymentServer { payments, pending_confirmations: Arc::default(), tool_router }
     }

@@ -115,3 +115,28 @@ async fn bad_configuration_never_stops_startup_and_names_the_variable() {
     assert!(assert_err(&r, "config")["message"].as_str().unwrap().contains("PAYMENT_REQUEST_TIMEOUT_MS"));
     assert_eq!(h.gw.request_count(), 0);
 }
+
+/// tools.md: a partial configuration is an error, never a silent fall-back to the sandbox. Nothing
+/// about the server may look like a working sandbox: not the instructions, the tools, the results.
+#[tokio::test]
+async fn partial_credentials_never_look_like_the_sandbox() {
+    for (var, value, named) in [
+        ("PAYMENT_SIGN_KEY", "only-a-sign-key", "PAYMENT_API_KEY"),
+        ("PAYMENT_PROVIDER", "lfwn", "PAYMENT_PROVIDER"),
+        ("PAYMENT_API_BASE_URL", "https://api2.lfwin.com", "PAYMENT_API_KEY"),
+    ] {
+        let h = Harness::start_with(Options { lfwin: false, ..Options::default() }.env(var, value)).await;
+        let instructions = h.client.peer_info().unwrap().instructions.clone().unwrap_or_default();
+        assert!(!instructions.contains("SANDBOX"), "{var}: {instructions}");
+        let tools = h.client.list_all_tools().await.unwrap();
+        assert!(tools.iter().all(|t| t.name != "sandbox_simulate_payment"), "{var}");
+        let r = h.call("create_payment_order", json!({"merchant_order_no": "PC-1", "amount": "1.00"})).await;
+        let e = assert_err(&r, "config");
+        assert!(e["message"].as_str().unwrap().contains(named), "{var}: {e}");
+        let s = r.structured_content.clone().unwrap();
+        assert_eq!((s["provider"].as_str(), s["sandbox"].as_bool()), (Some("unconfigured"), Some(false)), "{var}");
+        assert!(!texts(&r).contains("SANDBOX"), "{var}: {}", texts(&r));
+        assert!(!h.stderr().contains("SANDBOX"), "{var}");
+        assert!(!h.stderr().contains("only-a-sign-key"), "the key never reaches the log");
+    }
+}

@@ -37,7 +37,7 @@ async fn epay_create_query_pay_list_and_notification_through_mcp() {
         let names: Vec<String> =
             h.client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
         assert!(names.contains(&"get_merchant_info".to_owned()), "{names:?}");
-        assert!(!names.contains(&"query_refund_status".to_owned()), "epay has no refund query: {names:?}");
+        assert!(names.contains(&"query_refund_status".to_owned()), "listed, answering a clear error: {names:?}");
         assert!(!names.contains(&"sandbox_simulate_payment".to_owned()));
 
         fake.set_price_offset_fen(1);
@@ -120,6 +120,10 @@ async fn epay_refunds_in_act_style_are_processing_and_path_style_has_none() {
         .await,
     );
     assert_eq!((r["state"].as_str(), r["final"].as_bool()), (Some("processing"), Some(false)));
+    let before = fake.request_count();
+    let q = h.call("query_refund_status", json!({"order_no": order_no, "mch_refund_no": "EP-RF-1"})).await;
+    assert!(assert_err(&q, "refused")["message"].as_str().unwrap().contains("no refund query"));
+    assert_eq!(fake.request_count(), before, "no state is invented and nothing is sent");
 
     let (fake, h) = epay(Style::Path, true).await;
     let s = h.create("EP-4", "5.00").await;

@@ -35,7 +35,7 @@ async fn initialize_reports_name_version_instructions_and_well_formed_tools() {
         assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
         let a = t.annotations.as_ref().expect("annotations");
         assert!(a.title.is_some());
-        assert_eq!(a.open_world_hint, Some(t.name != "verify_payment_notification"));
+        assert_eq!(a.open_world_hint, Some(true), "{}: tools.md: openWorldHint true outside the sandbox", t.name);
         let read_only = !matches!(t.name.as_ref(), "create_payment_order" | "refund_payment_order");
         assert_eq!(a.read_only_hint, Some(read_only), "{}", t.name);
         for (name, prop) in t.input_schema["properties"].as_object().unwrap() {
