@@ -76,6 +76,8 @@ pub struct OrderRow {
     pub qr_content: Option<String>,
     pub charged: Option<Fen>,
     pub raw_status: Option<String>,
+    /// The payment state the last query saw (`pending`, `paid` …), if any.
+    pub last_state: Option<String>,
 }
 
 /// A refund as the ledger remembers it.
@@ -87,6 +89,22 @@ pub struct RefundRow {
     pub outcome: String,
     pub refund_no: Option<String>,
     pub raw_status: Option<String>,
+    /// The refund state last recorded (`processing`, `refunded` …), if any.
+    pub last_state: Option<String>,
+}
+
+/// What [`Ledger::begin_order`] / [`Ledger::begin_refund`] found under the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin<R> {
+    /// Nothing: an intent was recorded and belongs to this call, which sends the request.
+    New,
+    /// An earlier, finished or abandoned attempt. When its outcome was unknown (or its intent is
+    /// older than the lease, the sender having died) and the request matches it, this call now
+    /// holds the intent and may ask the gateway again under the same number.
+    Earlier(R),
+    /// Another call (in this process or another one on the same ledger) recorded an intent within
+    /// the lease and has not finished: sending now could create a second order or refund.
+    InFlight(R),
 }
 
 /// Why the ledger cannot be used.
@@ -174,8 +192,9 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records the intent to create an order, unless the merchant number is already known: then
-    /// the earlier row is returned and nothing is written.
+    /// Records the intent to create an order, in one transaction with the look-up of the merchant
+    /// number, so that of two concurrent calls (even in two processes) exactly one sends. An intent
+    /// younger than `lease` belongs to a call still in flight; an older one to a call that died.
     ///
     /// # Errors
     /// Database failures.
@@ -185,20 +204,35 @@ impl Ledger {
         merchant_order_no: &str,
         amount: Fen,
         order_time: i64,
-    ) -> Result<Option<OrderRow>, LedgerError> {
+        lease: Duration,
+    ) -> Result<Begin<OrderRow>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing = select_order(&tx, account, merchant_order_no)?;
-        if existing.is_none() {
-            let t = now();
-            tx.execute(
-                "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time, outcome, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6, ?6)",
-                params![account.provider, account.merchant, merchant_order_no, amount.0 as i64, order_time, t],
-            )?;
-        }
+        let t = now();
+        let begin = match select_order(&tx, account, merchant_order_no)? {
+            None => {
+                tx.execute(
+                    "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time, outcome, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6, ?6)",
+                    params![account.provider, account.merchant, merchant_order_no, amount.0 as i64, order_time, t],
+                )?;
+                Begin::New
+            }
+            Some((row, updated_at)) => match claim(&row.outcome, updated_at, t, lease, row.amount == amount) {
+                Claim::InFlight => Begin::InFlight(row),
+                Claim::Take => {
+                    tx.execute(
+                        "UPDATE orders SET outcome = 'intent', updated_at = ?4
+                         WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
+                        params![account.provider, account.merchant, merchant_order_no, t],
+                    )?;
+                    Begin::Earlier(row)
+                }
+                Claim::Leave => Begin::Earlier(row),
+            },
+        };
         tx.commit()?;
-        Ok(existing)
+        Ok(begin)
     }
 
     /// Records what the gateway said about an order (or that its outcome is unknown).
@@ -238,13 +272,14 @@ impl Ledger {
         Ok(())
     }
 
-    /// Forgets an order the gateway refused for sure, so a corrected retry is not a "repeat".
+    /// Forgets an order whose only attempt the gateway refused for sure, so a corrected retry is
+    /// not a "repeat". Only an intent is forgotten, never a created order or an unknown outcome.
     ///
     /// # Errors
     /// Database failures.
     pub fn forget_order(&self, account: &Account, merchant_order_no: &str) -> Result<(), LedgerError> {
         self.lock().execute(
-            "DELETE FROM orders WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3 AND outcome != 'created'",
+            "DELETE FROM orders WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3 AND outcome = 'intent'",
             params![account.provider, account.merchant, merchant_order_no],
         )?;
         Ok(())
@@ -256,7 +291,7 @@ impl Ledger {
     /// Database failures.
     pub fn order(&self, account: &Account, merchant_order_no: &str) -> Result<Option<OrderRow>, LedgerError> {
         let conn = self.lock();
-        select_order(&conn, account, merchant_order_no)
+        Ok(select_order(&conn, account, merchant_order_no)?.map(|(row, _)| row))
     }
 
     /// Remembers the last state a query saw.
@@ -265,14 +300,28 @@ impl Ledger {
     /// Database failures.
     pub fn note_order_state(&self, account: &Account, merchant_order_no: &str, state: &str) -> Result<(), LedgerError> {
         self.lock().execute(
-            "UPDATE orders SET last_state = ?4, updated_at = ?5 WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
-            params![account.provider, account.merchant, merchant_order_no, state, now()],
+            // `updated_at` stays: it dates the last attempt, which is what an intent's lease runs from.
+            "UPDATE orders SET last_state = ?4 WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
+            params![account.provider, account.merchant, merchant_order_no, state],
         )?;
         Ok(())
     }
 
-    /// Records the intent to refund, unless the refund number is already known: then the earlier
-    /// row is returned and nothing is written.
+    /// Remembers the state a refund query saw for a refund this server sent (nothing happens for
+    /// refunds it did not send), so a repeated refund call reports it.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn note_refund_state(&self, account: &Account, mch_refund_no: &str, state: &str) -> Result<(), LedgerError> {
+        self.lock().execute(
+            "UPDATE refunds SET last_state = ?4 WHERE provider = ?1 AND merchant = ?2 AND mch_refund_no = ?3",
+            params![account.provider, account.merchant, mch_refund_no, state],
+        )?;
+        Ok(())
+    }
+
+    /// Records the intent to refund, atomically with the look-up of the refund number, as
+    /// [`Ledger::begin_order`] does for orders.
     ///
     /// # Errors
     /// Database failures.
@@ -282,35 +331,58 @@ impl Ledger {
         mch_refund_no: &str,
         order_no: &str,
         amount: Fen,
-    ) -> Result<Option<RefundRow>, LedgerError> {
+        lease: Duration,
+    ) -> Result<Begin<RefundRow>, LedgerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let t = now();
         let existing = tx
             .query_row(
-                "SELECT order_no, amount_fen, outcome, refund_no, raw_status FROM refunds
+                "SELECT order_no, amount_fen, outcome, refund_no, raw_status, last_state, updated_at FROM refunds
                  WHERE provider = ?1 AND merchant = ?2 AND mch_refund_no = ?3",
                 params![account.provider, account.merchant, mch_refund_no],
                 |r| {
-                    Ok(RefundRow {
-                        order_no: r.get(0)?,
-                        amount: Fen(r.get::<_, i64>(1)?.max(0) as u64),
-                        outcome: r.get(2)?,
-                        refund_no: r.get(3)?,
-                        raw_status: r.get(4)?,
-                    })
+                    Ok((
+                        RefundRow {
+                            order_no: r.get(0)?,
+                            amount: Fen(r.get::<_, i64>(1)?.max(0) as u64),
+                            outcome: r.get(2)?,
+                            refund_no: r.get(3)?,
+                            raw_status: r.get(4)?,
+                            last_state: r.get(5)?,
+                        },
+                        r.get::<_, i64>(6)?,
+                    ))
                 },
             )
             .optional()?;
-        if existing.is_none() {
-            let t = now();
-            tx.execute(
-                "INSERT INTO refunds (provider, merchant, mch_refund_no, order_no, amount_fen, outcome, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6, ?6)",
-                params![account.provider, account.merchant, mch_refund_no, order_no, amount.0 as i64, t],
-            )?;
-        }
+        let begin = match existing {
+            None => {
+                tx.execute(
+                    "INSERT INTO refunds (provider, merchant, mch_refund_no, order_no, amount_fen, outcome, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6, ?6)",
+                    params![account.provider, account.merchant, mch_refund_no, order_no, amount.0 as i64, t],
+                )?;
+                Begin::New
+            }
+            Some((row, updated_at)) => {
+                let same = row.order_no == order_no && row.amount == amount;
+                match claim(&row.outcome, updated_at, t, lease, same) {
+                    Claim::InFlight => Begin::InFlight(row),
+                    Claim::Take => {
+                        tx.execute(
+                            "UPDATE refunds SET outcome = 'intent', updated_at = ?4
+                             WHERE provider = ?1 AND merchant = ?2 AND mch_refund_no = ?3",
+                            params![account.provider, account.merchant, mch_refund_no, t],
+                        )?;
+                        Begin::Earlier(row)
+                    }
+                    Claim::Leave => Begin::Earlier(row),
+                }
+            }
+        };
         tx.commit()?;
-        Ok(existing)
+        Ok(begin)
     }
 
     /// Records what the gateway said about a refund.
@@ -335,13 +407,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// Forgets a refund the gateway refused for sure.
+    /// Forgets a refund whose only attempt the gateway refused for sure (an intent, nothing else).
     ///
     /// # Errors
     /// Database failures.
     pub fn forget_refund(&self, account: &Account, mch_refund_no: &str) -> Result<(), LedgerError> {
         self.lock().execute(
-            "DELETE FROM refunds WHERE provider = ?1 AND merchant = ?2 AND mch_refund_no = ?3 AND outcome != 'accepted'",
+            "DELETE FROM refunds WHERE provider = ?1 AND merchant = ?2 AND mch_refund_no = ?3 AND outcome = 'intent'",
             params![account.provider, account.merchant, mch_refund_no],
         )?;
         Ok(())
@@ -406,27 +478,52 @@ impl Ledger {
     }
 }
 
+/// What an earlier row means for a new attempt under the same number.
+enum Claim {
+    /// Another attempt holds a live intent.
+    InFlight,
+    /// The earlier attempt's outcome is unknown (or it died holding its intent), and this request
+    /// is the same one: this attempt takes the intent over.
+    Take,
+    /// Finished (or a different request, which the caller refuses): nothing changes.
+    Leave,
+}
+
+fn claim(outcome: &str, updated_at: i64, now: i64, lease: Duration, same_request: bool) -> Claim {
+    let lease = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX);
+    match outcome {
+        "intent" if now.saturating_sub(updated_at) < lease => Claim::InFlight,
+        "intent" | "unknown" if same_request => Claim::Take,
+        _ => Claim::Leave,
+    }
+}
+
 fn select_order(
     conn: &Connection,
     account: &Account,
     merchant_order_no: &str,
-) -> Result<Option<OrderRow>, LedgerError> {
+) -> Result<Option<(OrderRow, i64)>, LedgerError> {
     Ok(conn
         .query_row(
-            "SELECT amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content, charged_fen, raw_status
+            "SELECT amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content, charged_fen, raw_status,
+                    last_state, updated_at
              FROM orders WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
             params![account.provider, account.merchant, merchant_order_no],
             |r| {
-                Ok(OrderRow {
-                    amount: Fen(r.get::<_, i64>(0)?.max(0) as u64),
-                    order_time: r.get(1)?,
-                    outcome: r.get(2)?,
-                    platform_order_no: r.get(3)?,
-                    pay_url: r.get(4)?,
-                    qr_content: r.get(5)?,
-                    charged: r.get::<_, Option<i64>>(6)?.map(|c| Fen(c.max(0) as u64)),
-                    raw_status: r.get(7)?,
-                })
+                Ok((
+                    OrderRow {
+                        amount: Fen(r.get::<_, i64>(0)?.max(0) as u64),
+                        order_time: r.get(1)?,
+                        outcome: r.get(2)?,
+                        platform_order_no: r.get(3)?,
+                        pay_url: r.get(4)?,
+                        qr_content: r.get(5)?,
+                        charged: r.get::<_, Option<i64>>(6)?.map(|c| Fen(c.max(0) as u64)),
+                        raw_status: r.get(7)?,
+                        last_state: r.get(8)?,
+                    },
+                    r.get(9)?,
+                ))
             },
         )
         .optional()?)
@@ -459,6 +556,8 @@ fn restrict_file(_: &Path) {}
 mod tests {
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(60);
+
     fn account() -> Account {
         Account::new("lfwin", "https://api2.lfwin.com", "key")
     }
@@ -475,11 +574,11 @@ mod tests {
         let a = account();
         {
             let l = Ledger::open(&path).unwrap();
-            assert_eq!(l.begin_order(&a, "M1", Fen(1230), 1_700_000_000).unwrap(), None);
+            assert_eq!(l.begin_order(&a, "M1", Fen(1230), 1_700_000_000, LEASE).unwrap(), Begin::New);
             l.finish_order(&a, "M1", "created", Some("P1"), Some("https://pay/1"), None, None, Some("10000")).unwrap();
         }
         let l = Ledger::open(&path).unwrap();
-        let row = l.begin_order(&a, "M1", Fen(999), 1).unwrap().unwrap();
+        let Begin::Earlier(row) = l.begin_order(&a, "M1", Fen(999), 1, LEASE).unwrap() else { panic!("earlier") };
         assert_eq!((row.amount, row.order_time, row.outcome.as_str()), (Fen(1230), 1_700_000_000, "created"));
         assert_eq!(row.platform_order_no.as_deref(), Some("P1"));
         let other = Account::new("lfwin", "https://api2.lfwin.com", "other-key");
@@ -495,23 +594,30 @@ mod tests {
     fn refused_intents_are_forgotten_but_created_orders_are_not() {
         let l = Ledger::in_memory().unwrap();
         let a = account();
-        l.begin_order(&a, "M2", Fen(1), 1).unwrap();
+        l.begin_order(&a, "M2", Fen(1), 1, LEASE).unwrap();
         l.forget_order(&a, "M2").unwrap();
         assert_eq!(l.order(&a, "M2").unwrap(), None);
-        l.begin_order(&a, "M3", Fen(1), 1).unwrap();
+        l.begin_order(&a, "M3", Fen(1), 1, LEASE).unwrap();
         l.finish_order(&a, "M3", "created", None, None, None, None, None).unwrap();
         l.forget_order(&a, "M3").unwrap();
         assert!(l.order(&a, "M3").unwrap().is_some());
+        l.begin_order(&a, "M4", Fen(1), 1, LEASE).unwrap();
+        l.finish_order(&a, "M4", "unknown", None, None, None, None, None).unwrap();
+        l.forget_order(&a, "M4").unwrap();
+        assert!(l.order(&a, "M4").unwrap().is_some(), "an order whose outcome is unknown is never forgotten");
     }
 
     #[test]
     fn refunds_are_recorded_once_per_number() {
         let l = Ledger::in_memory().unwrap();
         let a = account();
-        assert_eq!(l.begin_refund(&a, "RF1", "P1", Fen(100)).unwrap(), None);
+        assert_eq!(l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap(), Begin::New);
+        assert!(matches!(l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap(), Begin::InFlight(_)));
         l.finish_refund(&a, "RF1", "accepted", Some("R1"), Some("4001"), Some("processing")).unwrap();
-        let row = l.begin_refund(&a, "RF1", "P1", Fen(100)).unwrap().unwrap();
+        l.note_refund_state(&a, "RF1", "refunded").unwrap();
+        let Begin::Earlier(row) = l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap() else { panic!("earlier") };
         assert_eq!((row.outcome.as_str(), row.refund_no.as_deref()), ("accepted", Some("R1")));
+        assert_eq!(row.last_state.as_deref(), Some("refunded"));
     }
 
     #[test]
@@ -519,7 +625,7 @@ mod tests {
         let l = Ledger::in_memory().unwrap();
         let a = account();
         for i in 0..5i64 {
-            l.begin_order(&a, &format!("L{i}"), Fen(100 + i as u64), 1_700_000_000 + i).unwrap();
+            l.begin_order(&a, &format!("L{i}"), Fen(100 + i as u64), 1_700_000_000 + i, LEASE).unwrap();
             l.finish_order(&a, &format!("L{i}"), "created", Some(&format!("P{i}")), None, None, None, None).unwrap();
         }
         l.note_order_state(&a, "L1", "paid").unwrap();
@@ -530,6 +636,28 @@ mod tests {
         assert_eq!((total, paid[0].merchant_order_no.as_str()), (1, "L1"));
         let (total, _) = l.list_orders(&a, Some("pending"), Some(1_700_000_002), None, 1, 10).unwrap();
         assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn an_intent_in_flight_blocks_a_repeat_until_its_lease_runs_out() {
+        let l = Ledger::in_memory().unwrap();
+        let a = account();
+        assert_eq!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::New);
+        assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
+        // The sender died holding the intent: after the lease, one repeat takes it over, and a
+        // third call sees the repeat's fresh intent.
+        let Begin::Earlier(row) = l.begin_order(&a, "F1", Fen(100), 1, Duration::ZERO).unwrap() else {
+            panic!("a stale intent is taken over")
+        };
+        assert_eq!(row.outcome, "intent");
+        assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
+        // An unknown outcome is taken over at once by the same request; never by a different one.
+        l.finish_order(&a, "F1", "unknown", None, None, None, None, None).unwrap();
+        let Begin::Earlier(row) = l.begin_order(&a, "F1", Fen(999), 1, LEASE).unwrap() else { panic!("earlier") };
+        assert_eq!((row.outcome.as_str(), row.amount), ("unknown", Fen(100)), "a different amount changes nothing");
+        let Begin::Earlier(row) = l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap() else { panic!("earlier") };
+        assert_eq!(row.outcome, "unknown");
+        assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
     }
 
     #[test]

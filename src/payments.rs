@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, ExposeSecret, LedgerSetting, ProviderSettings};
-use crate::ledger::{Account, Ledger};
+use crate::ledger::{Account, Begin, Ledger};
 use crate::money::Fen;
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
@@ -29,6 +29,8 @@ pub struct CreateOutcome {
     pub replayed: bool,
     /// The create reply was lost and a query found the order: its pay link is unknown.
     pub recovered: Option<OrderStatus>,
+    /// For a replay: the state the last query of this order saw, if any.
+    pub known_state: Option<PaymentState>,
 }
 
 /// The outcome of `refund_payment_order`.
@@ -105,6 +107,13 @@ impl Payments {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How long a create or refund may hold its ledger intent before a repeat may take it over:
+    /// the request, a settling query with its retries, and a margin. A repeat within it is told
+    /// the first call is in flight instead of sending a second request.
+    fn lease(&self) -> std::time::Duration {
+        self.config.timeout * 4 + std::time::Duration::from_secs(5)
     }
 
     pub fn kind(&self) -> ProviderKind {
@@ -225,15 +234,28 @@ impl Payments {
         let ledger = self.ledger()?;
         let account = &self.account;
         let no = request.merchant_order_no.clone();
-        let earlier = ledger.begin_order(account, &no, request.amount, request.order_time).map_err(|e| {
-            GatewayError::new(
-                ErrorKind::Config,
-                format!("The order ledger could not record this order ({e}); nothing was sent. Check PAYMENT_LEDGER."),
-            )
-            .with_code("PAYMENT_LEDGER")
-        })?;
-        if let Some(row) = earlier {
-            if row.amount != request.amount {
+        let begin =
+            ledger.begin_order(account, &no, request.amount, request.order_time, self.lease()).map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "The order ledger could not record this order ({e}); nothing was sent. Check PAYMENT_LEDGER."
+                    ),
+                )
+                .with_code("PAYMENT_LEDGER")
+            })?;
+        let first_attempt = begin == Begin::New;
+        match begin {
+            Begin::New => {}
+            Begin::InFlight(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::OutcomeUnknown,
+                    format!(
+                        "A create for merchant_order_no {no} is already in flight (another call, possibly from another window, sent it moments ago); nothing was sent again. Wait a few seconds, then repeat this call with the same merchant_order_no and amount to get that order, or query it with query_payment_order."
+                    ),
+                ));
+            }
+            Begin::Earlier(row) if row.amount != request.amount => {
                 return Err(GatewayError::new(
                     ErrorKind::InvalidInput,
                     format!(
@@ -242,20 +264,24 @@ impl Payments {
                     ),
                 ));
             }
-            request.order_time = row.order_time;
-            if row.outcome == "created" && row.pay_url.is_some() {
-                let order = CreatedOrder {
-                    platform_order_no: row.platform_order_no,
-                    pay_url: row.pay_url,
-                    qr_content: row.qr_content,
-                    charged_amount: row.charged,
-                    raw_status: row.raw_status.unwrap_or_default(),
-                    message: String::new(),
-                };
-                return Ok(CreateOutcome { request, order, replayed: true, recovered: None });
+            Begin::Earlier(row) => {
+                request.order_time = row.order_time;
+                if row.outcome == "created" && row.pay_url.is_some() {
+                    let order = CreatedOrder {
+                        platform_order_no: row.platform_order_no,
+                        pay_url: row.pay_url,
+                        qr_content: row.qr_content,
+                        charged_amount: row.charged,
+                        raw_status: row.raw_status.unwrap_or_default(),
+                        message: String::new(),
+                    };
+                    let known_state = row.last_state.as_deref().and_then(PaymentState::from_name);
+                    return Ok(CreateOutcome { request, order, replayed: true, recovered: None, known_state });
+                }
+                // An earlier attempt's outcome is unknown and this call now holds the intent: ask
+                // again under the same number and time; the gateway answers a repeated
+                // mch_orderid with the existing order.
             }
-            // An earlier attempt's outcome is unknown: ask again under the same number and time;
-            // the gateway answers a repeated mch_orderid with the existing order.
         }
         match gateway.create_order(&request).await {
             Ok(order) => {
@@ -269,7 +295,7 @@ impl Payments {
                     order.charged_amount,
                     Some(&order.raw_status),
                 ));
-                Ok(CreateOutcome { request, order, replayed: false, recovered: None })
+                Ok(CreateOutcome { request, order, replayed: false, recovered: None, known_state: None })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
                 let settled = self.settle_create(gateway.as_ref(), request, err).await;
@@ -292,9 +318,15 @@ impl Payments {
                 logged(ledger.finish_order(account, &no, "unknown", None, None, None, None, err.code.as_deref()));
                 Err(err)
             }
-            Err(err) => {
+            Err(err) if first_attempt => {
                 // Refused for sure: forget it, so a corrected retry is not mistaken for a repeat.
                 logged(ledger.forget_order(account, &no));
+                Err(err)
+            }
+            Err(err) => {
+                // A retry of an order whose first attempt's outcome is unknown was refused: that
+                // first attempt may still exist, so its record (and order_time) stays.
+                logged(ledger.finish_order(account, &no, "unknown", None, None, None, None, err.code.as_deref()));
                 Err(err)
             }
         }
@@ -319,7 +351,7 @@ impl Payments {
                     message: "The create reply was lost, but a query found the order on the gateway.".into(),
                     ..CreatedOrder::default()
                 };
-                Ok(CreateOutcome { request, order, replayed: false, recovered: Some(status) })
+                Ok(CreateOutcome { request, order, replayed: false, recovered: Some(status), known_state: None })
             }
             _ => Err(GatewayError {
                 message: format!(
@@ -366,15 +398,28 @@ impl Payments {
         let ledger = self.ledger()?;
         let account = &self.account;
         let no = request.mch_refund_no.clone();
-        let earlier = ledger.begin_refund(account, &no, &request.order_no, request.amount).map_err(|e| {
-            GatewayError::new(
-                ErrorKind::Config,
-                format!("The order ledger could not record this refund ({e}); nothing was sent. Check PAYMENT_LEDGER."),
-            )
-            .with_code("PAYMENT_LEDGER")
-        })?;
-        if let Some(row) = earlier {
-            if row.order_no != request.order_no || row.amount != request.amount {
+        let begin =
+            ledger.begin_refund(account, &no, &request.order_no, request.amount, self.lease()).map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::Config,
+                    format!(
+                        "The order ledger could not record this refund ({e}); nothing was sent. Check PAYMENT_LEDGER."
+                    ),
+                )
+                .with_code("PAYMENT_LEDGER")
+            })?;
+        let first_attempt = begin == Begin::New;
+        match begin {
+            Begin::New => {}
+            Begin::InFlight(_) => {
+                return Err(GatewayError::new(
+                    ErrorKind::OutcomeUnknown,
+                    format!(
+                        "A refund with mch_refund_no {no} is already in flight (another call sent it moments ago); nothing was sent again. Wait a few seconds, then check it with query_refund_status or repeat this call with the same mch_refund_no."
+                    ),
+                ));
+            }
+            Begin::Earlier(row) if row.order_no != request.order_no || row.amount != request.amount => {
                 return Err(GatewayError::new(
                     ErrorKind::InvalidInput,
                     format!(
@@ -383,9 +428,13 @@ impl Payments {
                     ),
                 ));
             }
-            if row.outcome == "accepted" {
+            Begin::Earlier(row) if row.outcome == "accepted" => {
                 let accepted = RefundAccepted {
-                    state: RefundState::Processing,
+                    state: row
+                        .last_state
+                        .as_deref()
+                        .and_then(RefundState::from_name)
+                        .unwrap_or(RefundState::Processing),
                     refund_no: row.refund_no,
                     mch_refund_no: no,
                     order_no: Some(row.order_no),
@@ -396,7 +445,8 @@ impl Payments {
             }
             // An earlier attempt's outcome is unknown. Where the same mch_refund_no is the same
             // refund to the gateway, asking again cannot refund twice; elsewhere it could.
-            if !gateway.refund_is_idempotent() {
+            Begin::Earlier(_) if !gateway.refund_is_idempotent() => {
+                logged(ledger.finish_refund(account, &no, "unknown", None, None, None));
                 return Err(GatewayError::new(
                     ErrorKind::OutcomeUnknown,
                     format!(
@@ -404,6 +454,7 @@ impl Payments {
                     ),
                 ));
             }
+            Begin::Earlier(_) => {}
         }
         match gateway.refund(&request).await {
             Ok(accepted) => {
@@ -465,8 +516,13 @@ impl Payments {
                 logged(ledger.finish_refund(account, &no, "unknown", None, err.code.as_deref(), None));
                 Err(err)
             }
-            Err(err) => {
+            Err(err) if first_attempt => {
                 logged(ledger.forget_refund(account, &no));
+                Err(err)
+            }
+            Err(err) => {
+                // A retry of a refund whose first attempt's outcome is unknown: its record stays.
+                logged(ledger.finish_refund(account, &no, "unknown", None, err.code.as_deref(), None));
                 Err(err)
             }
         }
@@ -495,7 +551,15 @@ impl Payments {
     /// Configuration, the gateway's answer, or transport faults.
     pub async fn query_refund(&self, query: RefundQuery) -> Result<RefundStatus, GatewayError> {
         let gateway = self.gateway(false).await?;
-        gateway.query_refund(&query).await
+        let status = gateway.query_refund(&query).await?;
+        if let Ok(ledger) = self.ledger() {
+            for record in &status.records {
+                if let (Some(no), false) = (&record.mch_refund_no, record.state == RefundState::Unknown) {
+                    logged(ledger.note_refund_state(&self.account, no, record.state.name()));
+                }
+            }
+        }
+        Ok(status)
     }
 
     /// Lists orders: from the gateway when it has a list API, else from the ledger (the orders this

@@ -120,6 +120,23 @@ pub enum RefundState {
 }
 
 impl RefundState {
+    /// The lowercase name used in results and in the ledger.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefundState::Processing => "processing",
+            RefundState::Refunded => "refunded",
+            RefundState::Failed => "failed",
+            RefundState::Unknown => "unknown",
+        }
+    }
+
+    /// Parses [`RefundState::name`].
+    pub fn from_name(name: &str) -> Option<RefundState> {
+        [RefundState::Processing, RefundState::Refunded, RefundState::Failed, RefundState::Unknown]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
     /// Whether this state can still change.
     pub fn is_final(self) -> bool {
         matches!(self, RefundState::Refunded | RefundState::Failed)

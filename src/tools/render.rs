@@ -104,8 +104,12 @@ pub struct DisplayExamples {
 pub struct CreateOutput {
     /// True when the order exists on the gateway.
     pub success: bool,
-    /// `pending` for a new order; the state to branch on.
+    /// `pending` for a new order (a replay carries the state its last query saw); the state to
+    /// branch on.
     pub state: PaymentState,
+    /// Whether `state` can no longer change.
+    #[serde(rename = "final")]
+    pub is_final: bool,
     /// The platform order number, or null when the gateway gave none (never the pay URL).
     pub order_no: Option<String>,
     /// Same as order_no (compatibility alias).
@@ -157,7 +161,7 @@ pub struct CreateOutput {
 
 /// Renders a created order: structured content, a compact text, and the QR image block.
 pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
-    let CreateOutcome { request, order, replayed, recovered } = outcome;
+    let CreateOutcome { request, order, replayed, recovered, known_state } = outcome;
     let qr_content = order.qr_content.clone().or_else(|| order.pay_url.clone());
     let qr = qr_content.as_deref().and_then(|c| match qr::render(c) {
         Ok(q) => Some(q),
@@ -170,8 +174,12 @@ pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
     let markdown = data_url.as_ref().map(|u| format!("![Payment QR Code]({u})"));
     let order_no = order.platform_order_no.clone();
     let amount = request.amount.to_yuan();
-    let state = recovered.as_ref().map_or(PaymentState::Pending, |s| s.state);
+    let state = recovered.as_ref().map(|s| s.state).or(*known_state).unwrap_or(PaymentState::Pending);
     let next_action = match (&order_no, recovered) {
+        _ if state.is_final() => format!(
+            "This order was already {} when last queried: do not show its QR code to the payer again. Confirm with query_payment_order if needed; a new sale needs a new merchant_order_no.",
+            state.name()
+        ),
         (_, Some(_)) => format!(
             "The order exists but its pay link was lost with the create reply. Query it with query_payment_order (merchant_order_no {}, order_time {}); if the payer still needs to pay, create a new order under a new merchant_order_no only after confirming this one is not paid.",
             request.merchant_order_no, request.order_time
@@ -187,6 +195,7 @@ pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
     let out = CreateOutput {
         success: true,
         state,
+        is_final: state.is_final(),
         order_no_available: order_no.is_some(),
         platform_order_no: order_no.clone(),
         query_order_no: order_no.clone(),

@@ -85,3 +85,65 @@ async fn an_unusable_ledger_refuses_money_moving_calls_but_not_queries() {
     assert_err(&r, "not_found");
     assert_eq!(gw.request_count(), 1, "queries still reach the gateway");
 }
+
+/// Issue 6: a repeat never sends a second request, also while the first is still in flight, and
+/// also when the repeat comes from a second server on the same ledger (a second client window).
+#[tokio::test]
+async fn concurrent_repeats_send_one_create_and_one_refund() {
+    use payment_mcp::sandbox::Fault;
+    let gw = payment_mcp::sandbox::Gateway::start(gateway_config()).await.unwrap();
+    let ledger = temp_ledger();
+    let (a, b) = tokio::join!(Harness::start_with(on(&gw, &ledger)), Harness::start_with(on(&gw, &ledger)));
+    let sent = |path: &str| gw.requests().iter().filter(|r| r.path.contains(path)).count();
+
+    // The gateway answers slowly, so the second call arrives while the first is in flight.
+    gw.set_fault(Some(Fault::Delay(std::time::Duration::from_millis(400))));
+    let args = json!({"merchant_order_no": "DUP-1", "amount": "3.00"});
+    let (r1, r2, r3) = tokio::join!(
+        a.call("create_payment_order", args.clone()),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            a.call("create_payment_order", args.clone()).await
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            b.call("create_payment_order", args.clone()).await
+        },
+    );
+    gw.set_fault(None);
+    let first = assert_ok(&r1);
+    for r in [&r2, &r3] {
+        let e = assert_err(r, "outcome_unknown");
+        assert!(e["message"].as_str().unwrap().contains("in flight"), "{e}");
+    }
+    assert_eq!(sent("pre_order"), 1, "exactly one create reached the gateway");
+    let again = b.create("DUP-1", "3.00").await;
+    assert_eq!((again["replayed"].as_bool(), &again["order_no"]), (Some(true), &first["order_no"]));
+
+    let order_no = first["order_no"].as_str().unwrap();
+    gw.simulate_payment(order_no, true).unwrap();
+    // A replay reports the state the last query saw, not a stale `pending`.
+    assert_eq!(assert_ok(&a.call("query_payment_order", json!({"order_no": order_no})).await)["state"], "paid");
+    let replay = b.create("DUP-1", "3.00").await;
+    assert_eq!((replay["state"].as_str(), replay["final"].as_bool()), (Some("paid"), Some(true)));
+
+    gw.set_fault(Some(Fault::Delay(std::time::Duration::from_millis(400))));
+    let refund = json!({"order_no": order_no, "refund_amount": "1.00", "mch_refund_no": "DUP-RF"});
+    let (r1, r2) = tokio::join!(a.call("refund_payment_order", refund.clone()), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        b.call("refund_payment_order", refund.clone()).await
+    });
+    gw.set_fault(None);
+    assert_eq!(assert_ok(&r1)["state"], "processing");
+    assert_err(&r2, "outcome_unknown");
+    assert_eq!(sent("refund_order"), 1, "exactly one refund reached the gateway");
+    assert_eq!(gw.order(order_no).unwrap().refunds.len(), 1);
+
+    // Once the refund settles and a query saw it, a repeated refund call says so.
+    gw.settle_refunds(true);
+    let q = assert_ok(&a.call("query_refund_status", json!({"order_no": order_no, "mch_refund_no": "DUP-RF"})).await);
+    assert_eq!(q["state"], "refunded");
+    let replay = assert_ok(&b.call("refund_payment_order", refund).await);
+    assert_eq!((replay["state"].as_str(), replay["replayed"].as_bool()), (Some("refunded"), Some(true)));
+    assert_eq!(sent("refund_order"), 1);
+}
