@@ -59,6 +59,11 @@ fn logged<T>(result: Result<T, crate::ledger::LedgerError>) {
 
 pub use crate::provider::epay::china_time_to_unix;
 
+/// How long after its `order_time` an order this server has no record of may still be missing on
+/// the gateway for the normal reason (LFWin creates the platform order when the payer opens the
+/// cashier page), rather than because it does not exist.
+const FRESH_ORDER_SECS: i64 = 30 * 60;
+
 /// Unix seconds now.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
@@ -371,12 +376,32 @@ impl Payments {
         let gateway = self.gateway(false).await?;
         // Read-only calls work without a ledger; they just cannot fill in order_time.
         let ledger = self.ledger().ok();
-        if let (OrderRef::Merchant { merchant_order_no, order_time: order_time @ None }, Some(ledger)) =
-            (&mut order, &ledger)
-        {
-            *order_time = ledger.order(&self.account, merchant_order_no).ok().flatten().map(|row| row.order_time);
+        let recorded = match (&order, &ledger) {
+            (OrderRef::Merchant { merchant_order_no, .. }, Some(ledger)) => {
+                ledger.order(&self.account, merchant_order_no).ok().flatten()
+            }
+            _ => None,
+        };
+        if let (OrderRef::Merchant { order_time: order_time @ None, .. }, Some(row)) = (&mut order, &recorded) {
+            *order_time = Some(row.order_time);
         }
         let status = gateway.query_order(&order).await?;
+        // "No platform order yet" (LFWin 3040 on a merchant-number query) means pending only for
+        // an order this server created, or one created moments ago; otherwise it is not found.
+        if status.pending_reason.is_some() && recorded.is_none() {
+            let recent = status.order_time.is_some_and(|t| now_unix().saturating_sub(t) < FRESH_ORDER_SECS);
+            if !recent {
+                return Err(GatewayError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "The gateway has no order with merchant_order_no {} for that order_time (status {}), and this server has no record of creating it. Check the merchant_order_no and order_time (Unix seconds of the order's creation, any second of its month works).",
+                        status.merchant_order_no.as_deref().unwrap_or("?"),
+                        status.raw_status
+                    ),
+                )
+                .with_code(status.raw_status.clone()));
+            }
+        }
         let merchant_no = status.merchant_order_no.clone().or(match &order {
             OrderRef::Merchant { merchant_order_no, .. } => Some(merchant_order_no.clone()),
             OrderRef::Platform(_) => None,

@@ -198,7 +198,7 @@ impl PaymentServer {
                 };
                 let done = last.as_ref().is_some_and(|s| s.state.is_final());
                 let now = tokio::time::Instant::now();
-                if done || now + POLL_INTERVAL > deadline {
+                if done || now >= deadline {
                     let Some(status) = last else {
                         return Err(GatewayError::new(
                             ErrorKind::Transport,
@@ -218,7 +218,8 @@ impl PaymentServer {
                     _ = cancelled.cancelled() => {
                         return Err(GatewayError::new(ErrorKind::Transport, "The wait was cancelled; the order's state did not change because of it."));
                     }
-                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    // The last sleep ends at the deadline, where one more check is made.
+                    _ = tokio::time::sleep(POLL_INTERVAL.min(deadline - now)) => {}
                 }
             }
         })

@@ -93,6 +93,15 @@ async fn merchant_number_query_fills_order_time_and_treats_3040_as_pending() {
     let r = h.call("query_payment_order", json!({"merchant_order_no": "ELSEWHERE-1"})).await;
     assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("order_time"));
     assert_eq!(h.gw.request_count(), before);
+
+    // 3040 for an order this server never created: pending only if its order_time is moments ago,
+    // otherwise not found (a wrong number must not look like an unpaid order forever).
+    let now = payment_mcp::payments::now_unix();
+    let fresh = json!({"merchant_order_no": "ELSEWHERE-2", "order_time": now.to_string()});
+    assert_eq!(assert_ok(&h.call("query_payment_order", fresh).await)["state"], "pending");
+    let old = json!({"merchant_order_no": "ELSEWHERE-3", "order_time": (now - 3 * 3600).to_string()});
+    let e = assert_err(&h.call("query_payment_order", old).await, "not_found");
+    assert_eq!(e["code"], "3040");
 }
 
 #[tokio::test]
@@ -263,10 +272,14 @@ async fn wait_for_payment_returns_when_paid_and_reports_progress() {
     assert!(h.gw.request_count() >= 3, "polled more than once");
 
     // At the deadline an unpaid order is reported pending, not failed.
+    // It waits the whole time asked for, checking once more at the deadline.
     let created = h.create("WAIT-2", "2.00").await;
+    let (before, started) = (h.gw.request_count(), std::time::Instant::now());
     let r = h.call("wait_for_payment", json!({"order_no": created["order_no"], "timeout_seconds": 1})).await;
     let s = assert_ok(&r);
     assert_eq!((s["state"].as_str(), s["final"].as_bool()), (Some("pending"), Some(false)));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "returned before the deadline");
+    assert_eq!(h.gw.request_count() - before, 2, "a check at the start and one at the deadline");
 }
 
 #[tokio::test]
