@@ -315,6 +315,8 @@ impl Payments {
                         None,
                         Some(&outcome.order.raw_status),
                     )),
+                    // Proven never created: forgotten, so the same call may simply be repeated.
+                    Err(e) if e.kind == ErrorKind::Transport => logged(ledger.forget_order(account, &no)),
                     Err(_) => logged(ledger.finish_order(account, &no, "unknown", None, None, None, None, None)),
                 }
                 settled
@@ -357,6 +359,16 @@ impl Payments {
                     ..CreatedOrder::default()
                 };
                 Ok(CreateOutcome { request, order, replayed: false, recovered: Some(status), known_state: None })
+            }
+            Err(e) if e.kind == ErrorKind::NotFound && gateway.order_lookup_is_authoritative() => {
+                Err(GatewayError::new(
+                    ErrorKind::Transport,
+                    format!(
+                        "The create request failed before its reply arrived ({}), and a follow-up query shows the gateway has no order with merchant_order_no {}: nothing was created and no money can be taken for it. Call create_payment_order again with the same merchant_order_no and amount.",
+                        original.code.as_deref().unwrap_or("no reply"),
+                        request.merchant_order_no
+                    ),
+                ))
             }
             _ => Err(GatewayError {
                 message: format!(

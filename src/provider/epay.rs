@@ -929,6 +929,11 @@ impl Gateway for EpayClient {
         true
     }
 
+    /// `getorder` by `out_trade_no` knows every order `mapi.php` accepted.
+    fn order_lookup_is_authoritative(&self) -> bool {
+        true
+    }
+
     /// Path style passes every filter to `getorders`. Act style's `act=orders` takes only `page` and
     /// `limit`, so the state, pay type and time filters are applied here to the page the gateway
     /// returned: a page may then hold fewer than `limit` orders (or none) while later pages still

@@ -412,6 +412,13 @@ pub trait Gateway: Send + Sync {
         true
     }
 
+    /// Whether "not found" from a merchant-number query proves the order does not exist. LFWin's
+    /// does not (its platform order appears only when the payer opens the cashier page); epay's
+    /// does (the order exists from the moment `mapi.php` accepted it).
+    fn order_lookup_is_authoritative(&self) -> bool {
+        false
+    }
+
     /// Whether the gateway has an order-list API ([`Gateway::list_orders`]).
     fn can_list_orders(&self) -> bool {
         false

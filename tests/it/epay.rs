@@ -156,3 +156,26 @@ async fn a_wrong_epay_key_is_an_auth_error() {
     assert_eq!(r.is_error, Some(true));
     assert!(!h.stderr().contains("wrong-epay-key"));
 }
+
+/// Issue 6: a create whose reply was lost is settled by a query before answering. epay's
+/// merchant-number lookup is authoritative, so "not there" is said plainly and the same call may
+/// be repeated; an order the gateway did record is returned.
+#[tokio::test]
+async fn a_lost_epay_create_is_settled_by_querying_it() {
+    let (fake, h) = epay(Style::Path, true).await;
+    fake.fail_next(502, 1);
+    let r = h.call("create_payment_order", json!({"merchant_order_no": "EP-LOST-1", "amount": "4.00"})).await;
+    let e = assert_err(&r, "transport");
+    assert!(e["message"].as_str().unwrap().contains("nothing was created"), "{e}");
+    assert!(fake.orders().is_empty());
+    let s = h.create("EP-LOST-1", "4.00").await;
+    assert_eq!((s["replayed"].as_bool(), fake.orders().len()), (Some(false), 1), "the repeat creates it once");
+
+    // Recorded by the gateway, but the reply came after the timeout: the query finds it.
+    fake.delay_next(std::time::Duration::from_millis(2000));
+    let r = h.call("create_payment_order", json!({"merchant_order_no": "EP-LOST-2", "amount": "5.00"})).await;
+    let s = assert_ok(&r);
+    let order = fake.order("EP-LOST-2").expect("the gateway recorded it");
+    assert_eq!(s["order_no"].as_str(), Some(order.trade_no.as_str()));
+    assert_eq!(fake.orders().len(), 2);
+}

@@ -69,7 +69,8 @@ struct FakeState {
     price_offset_fen: i64,
     omit_qrcode: bool,
     nest_in_data: bool,
-    delay: Duration,
+    /// A delay for the next reply only.
+    delay_next: Option<Duration>,
     /// HTTP statuses for the next requests, answered without processing them.
     fail_next: Vec<u16>,
     seq: u64,
@@ -178,9 +179,10 @@ impl FakeEpay {
         self.inner.state().nest_in_data = nest;
     }
 
-    /// Every reply is sent this long after the request was processed (a lost reply after the fact).
-    pub fn set_delay(&self, delay: Duration) {
-        self.inner.state().delay = delay;
+    /// Only the next reply is sent this long after its request was processed (a lost reply after
+    /// the fact).
+    pub fn delay_next(&self, delay: Duration) {
+        self.inner.state().delay_next = Some(delay);
     }
 
     /// The next `times` requests (any URL) are answered with HTTP `status` and an HTML page, without
@@ -336,7 +338,8 @@ async fn handle(
         let mut state = inner.state();
         state.requests.push((req.label(), req.fields.clone()));
         let failure = if state.fail_next.is_empty() { None } else { Some(state.fail_next.remove(0)) };
-        (failure, state.delay)
+        let delay = state.delay_next.take().unwrap_or_default();
+        (failure, delay)
     };
     if let Some(status) = failure {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
