@@ -613,6 +613,12 @@ impl Payments {
         if gateway.can_list_orders() {
             return Ok((gateway.list_orders(&query).await?, "gateway"));
         }
+        if query.pay_type.is_some() {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidInput,
+                "This provider's orders are listed from this server's order ledger, which has no pay type (the LFWin cashier lets the payer choose); leave pay_type out. Nothing was sent.",
+            ));
+        }
         let ledger = self.ledger()?;
         let from = query.start_time.as_deref().and_then(china_time_to_unix);
         let to = query.end_time.as_deref().and_then(china_time_to_unix);

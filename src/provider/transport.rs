@@ -89,7 +89,7 @@ pub fn retry_delay(retry: u32, random: u64) -> Duration {
 }
 
 /// Runs a read-only call, retrying with [`retry_delay`] while `worth_retrying` says so, at most
-/// [`QUERY_ATTEMPTS`] times and never past `budget` (the whole-request timeout). Never used for
+/// [`QUERY_ATTEMPTS`] times and within `budget` (the whole-request timeout) in all. Never used for
 /// create or refund, which must not be sent blindly twice.
 pub async fn with_retries<T, F, Fut>(
     budget: Duration,
@@ -104,7 +104,12 @@ where
     let started = Instant::now();
     let mut tries = 1;
     loop {
-        let outcome = attempt().await;
+        // Each try gets what is left of the budget, so the whole call stays within it.
+        let left = budget.saturating_sub(started.elapsed());
+        let outcome = match tokio::time::timeout(left, attempt()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(CallError::NoReply(format!("The gateway did not answer within {} ms", budget.as_millis()))),
+        };
         if tries >= QUERY_ATTEMPTS || !worth_retrying(&outcome) {
             return outcome;
         }
@@ -223,5 +228,32 @@ mod tests {
         )
         .await;
         assert_eq!((out, calls), (Ok(7), 1));
+    }
+
+    #[tokio::test]
+    async fn a_retry_never_runs_past_the_budget() {
+        let budget = Duration::from_millis(400);
+        let started = Instant::now();
+        let mut calls = 0;
+        let out: Result<(), CallError> = with_retries(
+            budget,
+            "t",
+            |_| true,
+            || {
+                calls += 1;
+                let first = calls == 1;
+                async move {
+                    if !first {
+                        // A retry that would hang far past the budget.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    Err(CallError::NoReply("x".into()))
+                }
+            },
+        )
+        .await;
+        assert!(matches!(out, Err(CallError::NoReply(_))));
+        assert_eq!(calls, 2);
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded by the budget, not by the hanging try");
     }
 }

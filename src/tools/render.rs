@@ -128,6 +128,8 @@ pub struct CreateOutput {
     pub amount: String,
     /// What the payer will actually be charged, when the gateway changed the amount.
     pub charged_amount: Option<String>,
+    /// Same as charged_amount, under the epay protocol's own name for it.
+    pub price: Option<String>,
     /// The page where the payer pays; null only when a lost reply was recovered by a query.
     pub pay_url: Option<String>,
     /// The QR code's content (what a scanner reads).
@@ -205,6 +207,7 @@ pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
         order_time_format: "unix_seconds",
         amount: amount.clone(),
         charged_amount: order.charged_amount.filter(|c| *c != request.amount).map(Fen::to_yuan),
+        price: order.charged_amount.filter(|c| *c != request.amount).map(Fen::to_yuan),
         pay_url: order.pay_url.clone(),
         qrcode: qr.as_ref().and(qr_content.clone()),
         pay_qrcode_image: data_url.clone(),

@@ -53,6 +53,7 @@ async fn epay_create_query_pay_list_and_notification_through_mcp() {
             (Some("epay"), Some("pending"), Some("10.00"))
         );
         assert_eq!(s["charged_amount"], "10.01", "the gateway's price is reported when it differs");
+        assert_eq!(s["price"], "10.01");
         let qrcode = s["qrcode"].as_str().unwrap().to_owned();
         assert_eq!(decode_qr(&image_png(&r).unwrap()), qrcode);
         let order_no = s["order_no"].as_str().unwrap().to_owned();

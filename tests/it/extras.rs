@@ -34,6 +34,10 @@ async fn lfwin_lists_orders_from_the_ledger_and_refreshes_them_on_request() {
     assert_eq!(h.gw.request_count(), before + 3, "one query per listed order");
     let s = assert_ok(&h.call("list_payment_orders", json!({"state": "paid"})).await);
     assert_eq!(s["total"], 1, "the refreshed state is remembered");
+
+    // The ledger has no pay type: a pay_type filter is refused, not silently ignored.
+    let r = h.call("list_payment_orders", json!({"pay_type": "alipay"})).await;
+    assert!(assert_err(&r, "invalid_input")["message"].as_str().unwrap().contains("pay_type"));
 }
 
 #[tokio::test]
