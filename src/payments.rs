@@ -430,7 +430,7 @@ impl Payments {
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        self.check_refund_limit(&request)?;
+        self.check_refund(&request).await?;
         let gateway = self.gateway(true).await?;
         let ledger = self.ledger()?;
         let account = &self.account;
@@ -565,11 +565,19 @@ impl Payments {
         }
     }
 
-    /// Refuses a refund above `PAYMENT_MAX_REFUND_AMOUNT`, before anyone is asked or anything sent.
+    /// Refuses, before anyone is asked to confirm it or anything is sent, a refund the gateway
+    /// cannot make or one above `PAYMENT_MAX_REFUND_AMOUNT`.
     ///
     /// # Errors
-    /// `invalid_input` naming the limit.
-    pub fn check_refund_limit(&self, request: &RefundRequest) -> Result<(), GatewayError> {
+    /// `refused` when the gateway has no refund API; `invalid_input` naming the limit.
+    pub async fn check_refund(&self, request: &RefundRequest) -> Result<(), GatewayError> {
+        if let Some(err) = self.gateway(true).await?.refund_unsupported() {
+            return Err(err);
+        }
+        self.check_refund_limit(request)
+    }
+
+    fn check_refund_limit(&self, request: &RefundRequest) -> Result<(), GatewayError> {
         match self.config.max_refund {
             Some(max) if request.amount > max => Err(GatewayError::new(
                 ErrorKind::InvalidInput,

@@ -895,12 +895,16 @@ impl Gateway for EpayClient {
         false
     }
 
+    fn refund_unsupported(&self) -> Option<GatewayError> {
+        (self.api_style == EpayApiStyle::Path).then(|| GatewayError::new(
+            ErrorKind::Refused,
+            "This epay gateway (path-style API) documents no refund API; refund in the gateway's merchant console. Nothing was sent. (If the gateway also speaks the classic act-style API with act=refund, set PAYMENT_EPAY_API_STYLE=act.)",
+        ))
+    }
+
     async fn refund(&self, req: &RefundRequest) -> Result<RefundAccepted, GatewayError> {
-        if self.api_style == EpayApiStyle::Path {
-            return Err(GatewayError::new(
-                ErrorKind::Refused,
-                "This epay gateway (path-style API) documents no refund API; refund in the gateway's merchant console. Nothing was sent. (If the gateway also speaks the classic act-style API with act=refund, set PAYMENT_EPAY_API_STYLE=act.)",
-            ));
+        if let Some(err) = self.refund_unsupported() {
+            return Err(err);
         }
         let mut fields = self.auth_fields();
         fields.push(("trade_no", req.order_no.trim().to_owned()));

@@ -406,6 +406,12 @@ pub trait Gateway: Send + Sync {
     /// Reads refunds of an order.
     async fn query_refund(&self, query: &RefundQuery) -> Result<RefundStatus, GatewayError>;
 
+    /// Why this gateway cannot refund at all, if it cannot: checked before a human is asked to
+    /// confirm a refund, and before anything is recorded.
+    fn refund_unsupported(&self) -> Option<GatewayError> {
+        None
+    }
+
     /// Whether repeating a refund with the same merchant refund number is safe (the gateway treats
     /// it as the same refund). Where it is not, a refund whose outcome is unknown is never resent.
     fn refund_is_idempotent(&self) -> bool {

@@ -306,7 +306,7 @@ impl PaymentServer {
                     reason: a.reason,
                     mch_refund_no: a.mch_refund_no,
                 };
-                self.payments.check_refund_limit(&request)?;
+                self.payments.check_refund(&request).await?;
                 if self.payments.config().confirm_refunds {
                     match confirm::refund(&ctx, &self.pending_confirmations, &request, state, responses).await {
                         confirm::Decision::Confirmed => {}

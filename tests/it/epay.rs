@@ -180,3 +180,22 @@ async fn a_lost_epay_create_is_settled_by_querying_it() {
     assert_eq!(s["order_no"].as_str(), Some(order.trade_no.as_str()));
     assert_eq!(fake.orders().len(), 2);
 }
+
+/// A refund the gateway cannot make is refused before the human is asked to confirm it.
+#[tokio::test]
+async fn a_refund_the_gateway_cannot_make_is_never_put_to_the_human() {
+    let fake = FakeEpay::start(PID, KEY, Style::Path).await;
+    let client = TestClient { confirm: Some(true), ..TestClient::default() };
+    let opts = Options { lfwin: false, client: client.clone(), ..Options::default() }
+        .env("PAYMENT_MERCHANT_ID", PID)
+        .env("PAYMENT_SIGN_KEY", KEY)
+        .env("PAYMENT_API_BASE_URL", &fake.base_url())
+        .env("PAYMENT_CONFIRM_REFUNDS", "true");
+    let h = Harness::start_with(opts).await;
+    let r = h
+        .call("refund_payment_order", json!({"order_no": "T1", "refund_amount": "1.00", "mch_refund_no": "EP-RF-9"}))
+        .await;
+    assert_err(&r, "refused");
+    assert_eq!(client.asked.load(std::sync::atomic::Ordering::SeqCst), 0, "nobody was asked");
+    assert_eq!(fake.request_count(), 0, "nothing was sent");
+}
