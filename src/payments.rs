@@ -50,6 +50,12 @@ pub struct Payments {
     account: Account,
 }
 
+/// A ledger failure before anything was sent: a `config` error naming `PAYMENT_LEDGER`.
+fn ledger_failed(what: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::Config, format!("The order ledger {what}. Check PAYMENT_LEDGER."))
+        .with_code("PAYMENT_LEDGER")
+}
+
 /// A ledger failure after a request was sent: logged, never allowed to hide the gateway's answer.
 fn logged<T>(result: Result<T, crate::ledger::LedgerError>) {
     if let Err(e) = result {
@@ -239,16 +245,9 @@ impl Payments {
         let ledger = self.ledger()?;
         let account = &self.account;
         let no = request.merchant_order_no.clone();
-        let begin =
-            ledger.begin_order(account, &no, request.amount, request.order_time, self.lease()).map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::Config,
-                    format!(
-                        "The order ledger could not record this order ({e}); nothing was sent. Check PAYMENT_LEDGER."
-                    ),
-                )
-                .with_code("PAYMENT_LEDGER")
-            })?;
+        let begin = ledger
+            .begin_order(account, &no, request.amount, request.order_time, self.lease())
+            .map_err(|e| ledger_failed(&format!("could not record this order ({e}); nothing was sent")))?;
         let first_attempt = begin == Begin::New;
         match begin {
             Begin::New => {}
@@ -435,16 +434,9 @@ impl Payments {
         let ledger = self.ledger()?;
         let account = &self.account;
         let no = request.mch_refund_no.clone();
-        let begin =
-            ledger.begin_refund(account, &no, &request.order_no, request.amount, self.lease()).map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::Config,
-                    format!(
-                        "The order ledger could not record this refund ({e}); nothing was sent. Check PAYMENT_LEDGER."
-                    ),
-                )
-                .with_code("PAYMENT_LEDGER")
-            })?;
+        let begin = ledger
+            .begin_refund(account, &no, &request.order_no, request.amount, self.lease())
+            .map_err(|e| ledger_failed(&format!("could not record this refund ({e}); nothing was sent")))?;
         let first_attempt = begin == Begin::New;
         match begin {
             Begin::New => {}
@@ -631,14 +623,9 @@ impl Payments {
         let from = query.start_time.as_deref().and_then(china_time_to_unix);
         let to = query.end_time.as_deref().and_then(china_time_to_unix);
         let state = query.state.map(PaymentState::name);
-        let (total, rows) =
-            ledger.list_orders(&self.account, state, from, to, query.page, query.limit).map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::Config,
-                    format!("The order ledger could not be read ({e}). Check PAYMENT_LEDGER."),
-                )
-                .with_code("PAYMENT_LEDGER")
-            })?;
+        let (total, rows) = ledger
+            .list_orders(&self.account, state, from, to, query.page, query.limit)
+            .map_err(|e| ledger_failed(&format!("could not be read ({e})")))?;
         let mut orders: Vec<OrderSummary> = rows
             .into_iter()
             .map(|row| OrderSummary {
