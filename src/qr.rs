@@ -95,17 +95,19 @@ fn encode(content: &str) -> Result<Grid, QrError> {
 
 /// The QR penalty score of a masked grid (ISO/IEC 18004 §7.8.3, as `qrcode` computes it): runs of
 /// 5+ equal modules, 2×2 blocks, finder-like 1:1:3:1:1 patterns without 4 light modules on a side,
-/// and the dark/light balance. Rows and columns are scanned as slices (columns via a transposed
-/// copy), so the loops have no per-module bounds checks or indirect calls.
+/// and the dark/light balance. Every rule is counted without data-dependent branches (over bytes,
+/// columns via a transposed copy): each grid is new, so branches on module colours would mispredict
+/// about half the time, and that, not the arithmetic, was what scoring cost.
 fn penalty(n: usize, dark: &[bool]) -> u32 {
-    let mut transposed = vec![false; n * n];
-    for (y, row) in dark.chunks_exact(n).enumerate() {
-        for (x, &d) in row.iter().enumerate() {
-            transposed[x * n + y] = d;
+    let grid: Vec<u8> = dark.iter().map(|&d| u8::from(d)).collect();
+    let mut transposed = vec![0u8; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            transposed[x * n + y] = grid[y * n + x];
         }
     }
     let mut score = 0u32;
-    for lines in [dark, &transposed[..]] {
+    for lines in [&grid, &transposed] {
         let mut finder = 0u32;
         for line in lines.chunks_exact(n) {
             score += runs_penalty(line);
@@ -115,58 +117,57 @@ fn penalty(n: usize, dark: &[bool]) -> u32 {
         // those 9 × 40 points per direction, and so does this.
         score += finder.saturating_sub(360);
     }
-    // N2: 2×2 blocks of one colour.
-    for (top, bottom) in dark.chunks_exact(n).zip(dark.chunks_exact(n).skip(1)) {
-        for (t, b) in top.windows(2).zip(bottom.windows(2)) {
-            if t[0] == t[1] && b[0] == b[1] && t[0] == b[0] {
-                score += 3;
-            }
+    // N2: 2×2 blocks of one colour, 3 points each.
+    let mut blocks = 0u32;
+    for y in 0..n.saturating_sub(1) {
+        let (top, bottom) = (&grid[y * n..(y + 1) * n], &grid[(y + 1) * n..(y + 2) * n]);
+        for x in 0..n - 1 {
+            let c = top[x];
+            blocks += u32::from((top[x + 1] == c) & (bottom[x] == c) & (bottom[x + 1] == c));
         }
     }
+    score += 3 * blocks;
     // N4: balance.
-    let dark_count = dark.iter().filter(|d| **d).count();
-    let ratio = dark_count * 200 / dark.len().max(1);
+    let dark_count = grid.iter().map(|&d| d as usize).sum::<usize>();
+    let ratio = dark_count * 200 / grid.len().max(1);
     score + ratio.abs_diff(100) as u32
 }
 
-/// N1 for one line: each run of 5 + k equal modules costs 3 + k.
-fn runs_penalty(line: &[bool]) -> u32 {
-    let mut score = 0;
-    let mut run = 0u32;
-    let mut last = None;
-    for &d in line {
-        if last == Some(d) {
-            run += 1;
-        } else {
-            if run >= 5 {
-                score += run - 2;
-            }
-            last = Some(d);
-            run = 1;
-        }
-    }
-    if run >= 5 {
-        score += run - 2;
+/// N1 for one line: each run of 5 + k equal modules costs 3 + k. Counted as: 1 point for every
+/// module that ends 5 equal ones, plus 2 for each module that starts such a run's fifth.
+fn runs_penalty(line: &[u8]) -> u32 {
+    // eq[j]: module j equals module j - 1 (false at j = 0).
+    let mut score = 0u32;
+    let (mut e1, mut e2, mut e3, mut e4) = (0u32, 0u32, 0u32, 0u32); // eq[j-1], …, eq[j-4]
+    let mut previous = line.first().copied().unwrap_or(0);
+    for (j, &module) in line.iter().enumerate() {
+        let e0 = u32::from((module == previous) & (j > 0));
+        let five = e0 & e1 & e2 & e3; // modules j-4..=j are equal
+        let starts = five & (e4 ^ 1); // … and module j-5 differs (or does not exist)
+        score += five + 2 * starts;
+        (e4, e3, e2, e1) = (e3, e2, e1, e0);
+        previous = module;
     }
     score
 }
 
 /// N3 for one line: dark-light-dark-dark-dark-light-dark without 4 light modules before or after it
-/// (outside the grid counts as light) costs 40.
-fn finder_penalty(line: &[bool]) -> u32 {
-    const PATTERN: [bool; 7] = [true, false, true, true, true, false, true];
-    let mut score = 0;
-    for (j, window) in line.windows(7).enumerate() {
-        if !window[0] || window[1] || window != PATTERN {
-            continue;
-        }
-        let dark_before = line[j.saturating_sub(4)..j].contains(&true);
-        let dark_after = line[j + 7..(j + 11).min(line.len())].contains(&true);
-        if !dark_before || !dark_after {
-            score += 40;
-        }
+/// (outside the grid counts as light) costs 40. A rolling window holds 4 modules before, the 7 of
+/// the pattern and 4 after (oldest in bit 14), over the line padded with 4 light modules each side.
+fn finder_penalty(line: &[u8]) -> u32 {
+    const PATTERN: u32 = 0b101_1101;
+    let mut count = 0u32;
+    let mut window = 0u32;
+    let padded = line.iter().copied().chain([0u8; 4]);
+    for (k, module) in padded.enumerate() {
+        // k counts from the first real module; 4 light modules were shifted in before it.
+        window = ((window << 1) | u32::from(module)) & 0x7fff;
+        let full = u32::from(k >= 10);
+        let matches = u32::from((window >> 4) & 0x7f == PATTERN);
+        let light_side = u32::from(((window >> 11) == 0) | (window & 0xf == 0));
+        count += full & matches & light_side;
     }
-    score
+    40 * count
 }
 
 /// Renders `content` as a 1-bit PNG QR code.
