@@ -191,10 +191,11 @@ impl Ledger {
         let existing = select_order(&tx, account, merchant_order_no)?;
         if existing.is_none() {
             let t = now();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time, outcome, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'intent', ?6, ?6)",
-                params![account.provider, account.merchant, merchant_order_no, amount.0 as i64, order_time, t],
+            )?
+            .execute(params![account.provider, account.merchant, merchant_order_no, amount.0 as i64, order_time, t],
             )?;
         }
         tx.commit()?;
@@ -217,12 +218,14 @@ impl Ledger {
         charged: Option<Fen>,
         raw_status: Option<&str>,
     ) -> Result<(), LedgerError> {
-        self.lock().execute(
-            "UPDATE orders SET outcome = ?4, platform_order_no = COALESCE(?5, platform_order_no),
+        self.lock()
+            .prepare_cached(
+                "UPDATE orders SET outcome = ?4, platform_order_no = COALESCE(?5, platform_order_no),
                  pay_url = COALESCE(?6, pay_url), qr_content = COALESCE(?7, qr_content),
                  charged_fen = COALESCE(?8, charged_fen), raw_status = COALESCE(?9, raw_status), updated_at = ?10
              WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
-            params![
+            )?
+            .execute(params![
                 account.provider,
                 account.merchant,
                 merchant_order_no,
@@ -233,8 +236,7 @@ impl Ledger {
                 charged.map(|c| c.0 as i64),
                 raw_status,
                 now()
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -264,10 +266,11 @@ impl Ledger {
     /// # Errors
     /// Database failures.
     pub fn note_order_state(&self, account: &Account, merchant_order_no: &str, state: &str) -> Result<(), LedgerError> {
-        self.lock().execute(
-            "UPDATE orders SET last_state = ?4, updated_at = ?5 WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
-            params![account.provider, account.merchant, merchant_order_no, state, now()],
-        )?;
+        self.lock()
+            .prepare_cached(
+                "UPDATE orders SET last_state = ?4, updated_at = ?5 WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
+            )?
+            .execute(params![account.provider, account.merchant, merchant_order_no, state, now()])?;
         Ok(())
     }
 
@@ -412,23 +415,22 @@ fn select_order(
     merchant_order_no: &str,
 ) -> Result<Option<OrderRow>, LedgerError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content, charged_fen, raw_status
              FROM orders WHERE provider = ?1 AND merchant = ?2 AND merchant_order_no = ?3",
-            params![account.provider, account.merchant, merchant_order_no],
-            |r| {
-                Ok(OrderRow {
-                    amount: Fen(r.get::<_, i64>(0)?.max(0) as u64),
-                    order_time: r.get(1)?,
-                    outcome: r.get(2)?,
-                    platform_order_no: r.get(3)?,
-                    pay_url: r.get(4)?,
-                    qr_content: r.get(5)?,
-                    charged: r.get::<_, Option<i64>>(6)?.map(|c| Fen(c.max(0) as u64)),
-                    raw_status: r.get(7)?,
-                })
-            },
-        )
+        )?
+        .query_row(params![account.provider, account.merchant, merchant_order_no], |r| {
+            Ok(OrderRow {
+                amount: Fen(r.get::<_, i64>(0)?.max(0) as u64),
+                order_time: r.get(1)?,
+                outcome: r.get(2)?,
+                platform_order_no: r.get(3)?,
+                pay_url: r.get(4)?,
+                qr_content: r.get(5)?,
+                charged: r.get::<_, Option<i64>>(6)?.map(|c| Fen(c.max(0) as u64)),
+                raw_status: r.get(7)?,
+            })
+        })
         .optional()?)
 }
 
