@@ -9,7 +9,9 @@ use payment_mcp::config::Config;
 use payment_mcp::payments::Payments;
 use payment_mcp::tools::PaymentServer;
 use rmcp::ServiceExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,10 +34,20 @@ fn main() -> ExitCode {
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// Logs go to stderr only: stdout carries JSON-RPC. The filter comes from `PAYMENT_LOG`.
+/// Logs go to stderr only: stdout carries JSON-RPC. The filter comes from `PAYMENT_LOG`: comma-separated
+/// `level` and `target=level` directives (`warn`, `info,payment_mcp=debug`), default `warn`. A
+/// `Targets` filter rather than `EnvFilter`: the same directive syntax without span/field matching,
+/// and no regex engine in the binary or in start-up.
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("PAYMENT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).with_env_filter(filter).init();
+    let filter = std::env::var("PAYMENT_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false))
+        .with(filter)
+        .init();
 }
 
 async fn serve() -> bool {

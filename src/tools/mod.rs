@@ -38,8 +38,50 @@ const SANDBOX_INSTRUCTIONS: &str = " SANDBOX MODE: no credentials are configured
 /// How often `wait_for_payment` checks the order: LFWin advises about every 2 s.
 const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The input schema for a tool, without the panic rmcp's macro would raise on a bad one.
+/// Every tool's input and output schema as JSON, keyed by `input <type>` / `output <type>`: what
+/// [`generate_input`] and [`generate_output`] make from the argument and result types, computed
+/// ahead of time. Generating them at start-up (schemars reflection, a serde round trip per type,
+/// a deep copy to drop integer formats) was most of what payment-mcp did before it could answer
+/// `initialize`; parsing this text is several times cheaper. `schemas_snapshot_is_current` (a unit
+/// test) fails when it is stale; `UPDATE_SCHEMAS=1 cargo test --lib schemas_snapshot` rewrites it.
+const SCHEMAS_JSON: &str = include_str!("schemas.json");
+
+/// Lookups that were not in `schemas.json` (and were generated instead); the snapshot test
+/// checks this stays zero.
+static SNAPSHOT_MISSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn snapshot() -> &'static std::collections::HashMap<String, Arc<JsonObject>> {
+    static PARSED: std::sync::OnceLock<std::collections::HashMap<String, Arc<JsonObject>>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        serde_json::from_str::<std::collections::HashMap<String, JsonObject>>(SCHEMAS_JSON)
+            .map(|m| m.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// The schema stored under `key`, or `generate()` when it is missing.
+fn from_snapshot(key: String, generate: fn() -> Arc<JsonObject>) -> Arc<JsonObject> {
+    match snapshot().get(&key) {
+        Some(schema) => schema.clone(),
+        None => {
+            SNAPSHOT_MISSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            generate()
+        }
+    }
+}
+
+/// The input schema for a tool (from the snapshot).
 fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    from_snapshot(format!("input {}", std::any::type_name::<T>()), generate_input::<T>)
+}
+
+/// The output schema for a tool (from the snapshot).
+fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+    from_snapshot(format!("output {}", std::any::type_name::<T>()), generate_output::<T>)
+}
+
+/// The input schema for a tool, without the panic rmcp's macro would raise on a bad one.
+fn generate_input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     without_int_formats(schema_for_input::<T>().unwrap_or_else(|_| schema_for_empty_input()))
 }
 
@@ -49,7 +91,7 @@ fn input<T: JsonSchema + 'static>() -> Arc<JsonObject> {
 /// Clients built on the TypeScript SDK (MCP Inspector, Claude Code, Cursor, Cline) validate
 /// `structuredContent` against `outputSchema` even for error results, so a schema that only knew
 /// the success shape would turn every tool error into a protocol error the agent never reads.
-fn output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
+fn generate_output<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     without_int_formats(with_error_envelope(schema_for_output::<T>()))
 }
 
@@ -436,5 +478,64 @@ impl ServerHandler for PaymentServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("payment-mcp", env!("CARGO_PKG_VERSION")))
             .with_instructions(instructions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every type a tool's schema comes from.
+    fn generated() -> std::collections::BTreeMap<String, Arc<JsonObject>> {
+        fn i<T: JsonSchema + 'static>() -> (String, Arc<JsonObject>) {
+            (format!("input {}", std::any::type_name::<T>()), generate_input::<T>())
+        }
+        fn o<T: JsonSchema + 'static>() -> (String, Arc<JsonObject>) {
+            (format!("output {}", std::any::type_name::<T>()), generate_output::<T>())
+        }
+        [
+            i::<args::CreateArgs>(),
+            i::<args::QueryArgs>(),
+            i::<args::WaitArgs>(),
+            i::<args::ListArgs>(),
+            i::<args::NoArgs>(),
+            i::<args::VerifyArgs>(),
+            i::<args::RefundArgs>(),
+            i::<args::RefundQueryArgs>(),
+            i::<args::SimulateArgs>(),
+            o::<render::CreateOutput>(),
+            o::<render::QueryOutput>(),
+            o::<render::ListOutput>(),
+            o::<render::MerchantOutput>(),
+            o::<render::VerifyOutput>(),
+            o::<render::RefundOutput>(),
+            o::<render::RefundQueryOutput>(),
+            o::<render::SimulateOutput>(),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn schemas_snapshot_is_current() {
+        let generated = generated();
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/tools/schemas.json"), text).unwrap();
+            return;
+        }
+        let stored: std::collections::BTreeMap<String, Arc<JsonObject>> = snapshot().clone().into_iter().collect();
+        assert!(
+            stored == generated,
+            "src/tools/schemas.json is stale: run `UPDATE_SCHEMAS=1 cargo test --lib schemas_snapshot` and commit it"
+        );
+        // Every schema the router asks for is in the snapshot.
+        let router = PaymentServer::tool_router();
+        assert_eq!(router.map.len(), 9);
+        assert_eq!(
+            SNAPSHOT_MISSES.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "a tool uses a type missing from tests::generated()"
+        );
     }
 }
