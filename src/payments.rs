@@ -429,8 +429,7 @@ impl Payments {
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        self.check_refund(&request).await?;
-        let gateway = self.gateway(true).await?;
+        let gateway = self.check_refund(&request).await?;
         let ledger = self.ledger()?;
         let account = &self.account;
         let no = request.mch_refund_no.clone();
@@ -560,13 +559,18 @@ impl Payments {
     /// Refuses, before anyone is asked to confirm it or anything is sent, a refund the gateway
     /// cannot make or one above `PAYMENT_MAX_REFUND_AMOUNT`.
     ///
+    /// Returns the gateway that will make the refund.
+    ///
     /// # Errors
-    /// `refused` when the gateway has no refund API; `invalid_input` naming the limit.
-    pub async fn check_refund(&self, request: &RefundRequest) -> Result<(), GatewayError> {
-        if let Some(err) = self.gateway(true).await?.refund_unsupported() {
+    /// `config` when the provider is misconfigured; `refused` when the gateway has no refund API;
+    /// `invalid_input` naming the limit.
+    pub async fn check_refund(&self, request: &RefundRequest) -> Result<Arc<dyn Gateway>, GatewayError> {
+        let gateway = self.gateway(true).await?;
+        if let Some(err) = gateway.refund_unsupported() {
             return Err(err);
         }
-        self.check_refund_limit(request)
+        self.check_refund_limit(request)?;
+        Ok(gateway)
     }
 
     fn check_refund_limit(&self, request: &RefundRequest) -> Result<(), GatewayError> {
@@ -591,7 +595,9 @@ impl Payments {
         let status = gateway.query_refund(&query).await?;
         if let Ok(ledger) = self.ledger() {
             for record in &status.records {
-                if let (Some(no), false) = (&record.mch_refund_no, record.state == RefundState::Unknown) {
+                if let Some(no) = &record.mch_refund_no
+                    && record.state != RefundState::Unknown
+                {
                     logged(ledger.note_refund_state(&self.account, no, record.state.name()));
                 }
             }
