@@ -6,6 +6,10 @@
 //! - [`error`]: [`error::PaymentError`], the one error a tool call can end in, and its kinds.
 //! - [`redact`]: every configured secret scrubbed from results, log lines and CLI output.
 //! - [`time`]: China time (UTC+8): now, RFC 3339, the gateways' local timestamps.
+//! - [`scope`]: what a caller may do (tools, read-only, order and refund caps): the server's
+//!   guardrails and, over HTTP, each token's, narrowed per request.
+//! - [`metrics`]: process-wide counters and histograms (tool calls, gateway latency,
+//!   notifications), rendered for Prometheus by `serve --http`.
 //! - [`money`]: exact amounts in fen, parsed from the literal text an agent sent.
 //! - [`sign`]: MD5 signing and verification for the LFWin and epay wire protocols (pure).
 //! - [`qr`]: QR content → small 1-bit PNG → base64 / data URL; terminal rendering for the demo.
@@ -26,12 +30,14 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ledger;
+pub mod metrics;
 pub mod money;
 pub mod payments;
 pub mod provider;
 pub mod qr;
 pub mod redact;
 pub mod sandbox;
+pub mod scope;
 pub mod sign;
 pub mod stdio;
 pub mod time;

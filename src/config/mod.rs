@@ -10,6 +10,7 @@
 
 pub mod alipay;
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 use crate::money::Fen;
 use crate::provider::ProviderKind;
 pub use crate::provider::epay::EpayApiStyle;
+use crate::scope::{Cap, Scope};
 pub use alipay::{AlipayEnv, AlipaySettings};
 
 /// LFWin's production gateway.
@@ -243,11 +245,28 @@ impl Config {
 
     /// Whether a tool is offered, after `PAYMENT_TOOLS`, `AP_SELECT_TOOLS` and `PAYMENT_READ_ONLY`.
     pub fn tool_enabled(&self, name: &str) -> bool {
-        if self.read_only && MONEY_MOVING_TOOLS.contains(&name) {
-            return false;
-        }
-        let listed = |list: &Option<Vec<String>>| list.as_ref().is_none_or(|l| l.iter().any(|t| t == name));
-        listed(&self.tools) && listed(&self.selected_tools)
+        self.scope().allows(name)
+    }
+
+    /// The server-wide guardrails as a [`Scope`]: the tools both `PAYMENT_TOOLS` and
+    /// `AP_SELECT_TOOLS` list, `PAYMENT_READ_ONLY`, and the two amount limits. Over HTTP each caller's
+    /// scope narrows it further (see [`crate::scope`]).
+    pub fn scope(&self) -> Scope {
+        let set = |list: &Option<Vec<String>>| list.as_ref().map(|l| l.iter().cloned().collect::<BTreeSet<String>>());
+        let tools = match (set(&self.tools), set(&self.selected_tools)) {
+            (Some(a), Some(b)) => Some(a.intersection(&b).cloned().collect()),
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (None, None) => None,
+        };
+        let cap = |amount: Option<Fen>, variable: &str| {
+            amount.map(|amount| Cap { amount, owner: "this server", source: variable.to_owned() })
+        };
+        Scope::new(
+            tools,
+            self.read_only,
+            cap(self.max_order, "PAYMENT_MAX_ORDER_AMOUNT"),
+            cap(self.max_refund, "PAYMENT_MAX_REFUND_AMOUNT"),
+        )
     }
 }
 

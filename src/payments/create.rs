@@ -9,6 +9,7 @@
 use crate::error::{ErrorKind, PaymentError};
 use crate::ledger::{Ledger, OrderRow, OrderStage, OrderUpdate};
 use crate::provider::{CreateRequest, CreatedOrder, Gateway, OrderRef, OrderStatus, PaymentState};
+use crate::scope::Scope;
 
 use super::{AfterError, Intent, Payments, Start, logged};
 
@@ -48,22 +49,14 @@ fn replay(request: CreateRequest, row: OrderRow) -> CreateOutcome {
 }
 
 impl Payments {
-    /// Creates an order, or returns the one created earlier under the same merchant number.
+    /// Creates an order, or returns the one created earlier under the same merchant number. `scope`
+    /// is the caller's (the server's guardrails, narrowed by an HTTP caller's token): its order cap is
+    /// checked before anything is recorded or sent.
     ///
     /// # Errors
     /// Guardrails, configuration, the gateway's refusal, or an outcome that stays unknown.
-    pub async fn create(&self, mut request: CreateRequest) -> Result<CreateOutcome, PaymentError> {
-        if let Some(max) = self.config.max_order
-            && request.amount > max
-        {
-            return Err(PaymentError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "The amount {} is above this server's limit of {} (PAYMENT_MAX_ORDER_AMOUNT); nothing was sent.",
-                    request.amount, max
-                ),
-            ));
-        }
+    pub async fn create(&self, mut request: CreateRequest, scope: &Scope) -> Result<CreateOutcome, PaymentError> {
+        scope.check_order(request.amount)?;
         if request.notify_url.is_none() {
             request.notify_url = self.config.notify_url.clone();
         }

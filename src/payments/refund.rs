@@ -13,6 +13,7 @@ use crate::error::{ErrorKind, PaymentError};
 use crate::ledger::{Ledger, RefundRow, RefundStage, RefundUpdate};
 use crate::money::Fen;
 use crate::provider::{Gateway, RefundAccepted, RefundQuery, RefundRequest, RefundState, RefundStatus};
+use crate::scope::Scope;
 
 use super::{AfterError, Intent, Payments, Start, logged};
 
@@ -45,27 +46,18 @@ impl CheckedRefund {
 
 impl Payments {
     /// Refuses, before anyone is asked to confirm it or anything is sent, a refund the gateway
-    /// cannot make or one above `PAYMENT_MAX_REFUND_AMOUNT`.
+    /// cannot make or one above the refund cap of `scope` (the server's `PAYMENT_MAX_REFUND_AMOUNT`, narrowed
+    /// by an HTTP caller's token).
     ///
     /// # Errors
     /// `config` when the provider is misconfigured; `refused` when the gateway has no refund API;
     /// `invalid_input` naming the limit.
-    pub async fn check_refund(&self, request: RefundRequest) -> Result<CheckedRefund, PaymentError> {
+    pub async fn check_refund(&self, request: RefundRequest, scope: &Scope) -> Result<CheckedRefund, PaymentError> {
         let gateway = self.gateway(true).await?;
         if let Some(err) = gateway.refund_unsupported() {
             return Err(err);
         }
-        if let Some(max) = self.config.max_refund
-            && request.amount > max
-        {
-            return Err(PaymentError::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "The refund amount {} is above this server's limit of {} (PAYMENT_MAX_REFUND_AMOUNT); nothing was sent.",
-                    request.amount, max
-                ),
-            ));
-        }
+        scope.check_refund(request.amount)?;
         Ok(CheckedRefund { request, gateway })
     }
 

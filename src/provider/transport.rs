@@ -21,6 +21,26 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// Runs one HTTP request to a gateway and records its latency and outcome for `/metrics`
+/// ([`crate::metrics::gateway_request`]); `operation` is the path or method name, never a URL.
+pub async fn timed<T>(
+    provider: &'static str,
+    operation: &str,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(CallError::NotSent(_)) => "not_sent",
+        Err(CallError::NoReply(_)) => "no_reply",
+        Err(CallError::Rejected(_)) => "rejected",
+        Err(CallError::BadSignature) => "bad_signature",
+    };
+    crate::metrics::gateway_request(provider, operation, outcome, started.elapsed());
+    result
+}
+
 /// The configuration error for an HTTP client that could not be built. The usual cause on a
 /// server or in a container is a missing CA bundle: the TLS verifier finds no trusted roots, and
 /// reqwest says only "builder error", so say what is missing and how to install it.

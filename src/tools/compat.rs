@@ -16,10 +16,12 @@ use rmcp::{RoleServer, tool, tool_router};
 
 use super::args::Arguments as _;
 use super::render::compat as out;
-use super::{PaymentServer, args, input, outputs};
+use super::{CallScope, PaymentServer, args, input, outputs};
 use crate::error::{ErrorKind, PaymentError};
 use crate::provider::{CreateRequest, OrderRef, PayChannel, RefundQuery, RefundRequest};
+use crate::scope::Scope;
 use crate::time::now_unix;
+use rmcp::handler::server::tool::Extension;
 
 /// The tool names this module adds.
 pub const NAMES: &[&str] = &[
@@ -32,7 +34,12 @@ pub const NAMES: &[&str] = &[
 
 impl PaymentServer {
     /// A page link for a new order (or the one made earlier under the same `outTradeNo`).
-    async fn pay_link(&self, raw: &JsonObject, channel: PayChannel) -> Result<CallToolResult, PaymentError> {
+    async fn pay_link(
+        &self,
+        raw: &JsonObject,
+        channel: PayChannel,
+        scope: &Scope,
+    ) -> Result<CallToolResult, PaymentError> {
         let a = args::AlipayPayArgs::parse(raw)?;
         let request = CreateRequest {
             merchant_order_no: a.outTradeNo.0,
@@ -44,7 +51,7 @@ impl PaymentServer {
             order_time: now_unix(),
             channel,
         };
-        let outcome = self.payments.create(request).await?;
+        let outcome = self.payments.create(request, scope).await?;
         Ok(out::pay_link(self.origin(), &outcome))
     }
 
@@ -73,8 +80,12 @@ impl PaymentServer {
         output_schema = outputs::output::<out::AlipayPayOutput>(),
         annotations(title = "Create Alipay mobile payment", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn create_mobile_alipay_payment(&self, raw: JsonObject) -> CallToolResult {
-        self.guard(true, self.pay_link(&raw, PayChannel::Wap)).await
+    async fn create_mobile_alipay_payment(
+        &self,
+        raw: JsonObject,
+        Extension(scope): Extension<CallScope>,
+    ) -> CallToolResult {
+        self.guard(true, self.pay_link(&raw, PayChannel::Wap, &scope)).await
     }
 
     /// Alipay PC web payment (电脑网站支付): a pay link for a desktop browser (shows a QR code).
@@ -85,8 +96,12 @@ impl PaymentServer {
         output_schema = outputs::output::<out::AlipayPayOutput>(),
         annotations(title = "Create Alipay web page payment", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn create_web_page_alipay_payment(&self, raw: JsonObject) -> CallToolResult {
-        self.guard(true, self.pay_link(&raw, PayChannel::Page)).await
+    async fn create_web_page_alipay_payment(
+        &self,
+        raw: JsonObject,
+        Extension(scope): Extension<CallScope>,
+    ) -> CallToolResult {
+        self.guard(true, self.pay_link(&raw, PayChannel::Page, &scope)).await
     }
 
     /// An Alipay order's state by outTradeNo.

@@ -18,17 +18,20 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::tool::{InputResponses as ToolInputResponses, RequestState};
 use rmcp::model::{
-    CallToolResponse, CallToolResult, Implementation, JsonObject, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ResultType, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::payments::{Payments, WaitProgress};
 use crate::provider::{CreateRequest, ProviderKind, RefundRequest};
+use crate::scope::Scope;
 use crate::time::now_unix;
 use args::Arguments as _;
 use render::Origin;
@@ -43,12 +46,43 @@ fn input<A: args::Arguments>() -> Arc<JsonObject> {
     Arc::new(A::schema())
 }
 
-/// The MCP server: the tool router plus the payment service behind it.
+/// The scope a tool call runs under: the server's guardrails narrowed by the HTTP caller's, put in
+/// the request's extensions by [`PaymentServer::call_tool`] for the tools that check amounts.
+pub type CallScope = Arc<Scope>;
+
+/// The scope of a call, from its extensions; the server's own when absent (never wider than it).
+fn call_scope(ctx: &RequestContext<RoleServer>, config: &crate::config::Config) -> CallScope {
+    ctx.extensions.get::<CallScope>().cloned().unwrap_or_else(|| Arc::new(config.scope()))
+}
+
+/// The HTTP caller of a request, when it came over `serve --http` with credentials: the auth layer
+/// puts it in the HTTP request's extensions, and rmcp hands those to the tool layer.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's name or the JWT's subject, for logs (never the credential itself).
+    pub name: String,
+    /// What the credential allows; narrows the server's own scope.
+    pub scope: Scope,
+}
+
+/// The caller's scope narrowed onto the server's: over stdio and unauthenticated loopback HTTP,
+/// the server's own.
+fn effective_scope(server: &Scope, extensions: &rmcp::model::Extensions) -> Scope {
+    match extensions.get::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Arc<Caller>>()) {
+        Some(caller) => server.narrowed(&caller.scope),
+        None => server.clone(),
+    }
+}
+
+/// The MCP server: the tool router plus the payment service behind it. Cheap to clone (the HTTP
+/// transport makes one per session or stateless request).
 #[derive(Clone)]
 pub struct PaymentServer {
     payments: Arc<Payments>,
     pending_confirmations: Arc<confirm::Pending>,
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
+    /// The server-wide guardrails ([`crate::config::Config::scope`]), computed once.
+    scope: Arc<Scope>,
 }
 
 #[tool_router]
@@ -60,7 +94,7 @@ impl PaymentServer {
         output_schema = outputs::output::<render::CreateOutput>(),
         annotations(title = "Create payment order", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn create_payment_order(&self, raw: JsonObject) -> CallToolResult {
+    async fn create_payment_order(&self, raw: JsonObject, Extension(scope): Extension<CallScope>) -> CallToolResult {
         self.guard(true, async {
             let a = args::CreateArgs::parse(&raw)?;
             if a.channel.is_some() && self.payments.kind() != ProviderKind::Alipay {
@@ -84,7 +118,7 @@ impl PaymentServer {
                 order_time: now_unix(),
                 channel: a.channel.map(|c| c.0).unwrap_or_default(),
             };
-            let outcome = self.payments.create(request).await?;
+            let outcome = self.payments.create(request, &scope).await?;
             Ok(render::create(self.origin(), &outcome))
         })
         .await
@@ -319,7 +353,7 @@ impl PaymentServer {
         responses: Option<rmcp::model::InputResponses>,
         ask: &mut Option<rmcp::model::InputRequiredResult>,
     ) -> Result<Option<crate::payments::RefundOutcome>, PaymentError> {
-        let checked = self.payments.check_refund(request).await?;
+        let checked = self.payments.check_refund(request, &call_scope(ctx, self.payments.config())).await?;
         if self.payments.config().confirm_refunds {
             match confirm::refund(ctx, &self.pending_confirmations, checked.request(), state, responses).await {
                 confirm::Decision::Confirmed => {}
@@ -367,7 +401,8 @@ impl PaymentServer {
                 }
             }
         }
-        PaymentServer { payments, pending_confirmations: Arc::default(), tool_router }
+        let scope = Arc::new(config.scope());
+        PaymentServer { payments, pending_confirmations: Arc::default(), tool_router: Arc::new(tool_router), scope }
     }
 
     fn origin(&self) -> Origin {
@@ -408,6 +443,11 @@ impl PaymentServer {
     }
 }
 
+/// The `error.kind` of a failed result's structured content.
+fn error_kind(result: &CallToolResult) -> Option<&str> {
+    result.structured_content.as_ref()?.pointer("/error/kind")?.as_str()
+}
+
 /// Removes every configured secret from a result, whatever a gateway echoed into it.
 fn scrub(result: &mut CallToolResult) {
     for block in &mut result.content {
@@ -424,6 +464,58 @@ fn scrub(result: &mut CallToolResult) {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PaymentServer {
+    /// Routes a call under its caller's scope: a tool outside it is refused like an unknown one
+    /// (it is not listed either), the scope travels to the tools that check amounts, and the call
+    /// is counted for `/metrics`.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let scope = effective_scope(&self.scope, &context.extensions);
+        let name = request.name.to_string();
+        if self.tool_router.has_route(&name) && !scope.allows(&name) {
+            crate::metrics::call_finished(&name, "error", Some("out_of_scope"), Duration::ZERO);
+            return Err(McpError::invalid_params(
+                format!(
+                    "tool `{name}` is not available to this caller: its credential's scope does not grant it (see tools/list for what it may call)"
+                ),
+                None,
+            ));
+        }
+        context.extensions.insert::<CallScope>(Arc::new(scope));
+        let _in_flight = crate::metrics::call_started(crate::config::MONEY_MOVING_TOOLS.contains(&name.as_str()));
+        let started = std::time::Instant::now();
+        let response = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+        let (outcome, kind) = match &response {
+            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
+                ("error", Some(error_kind(result).unwrap_or("unknown")))
+            }
+            Ok(CallToolResponse::InputRequired(_)) => ("input_required", None),
+            Ok(_) => ("ok", None),
+            Err(_) => ("error", Some("protocol")),
+        };
+        crate::metrics::call_finished(&name, outcome, kind, started.elapsed());
+        response
+    }
+
+    /// The tools the caller's scope allows (every tool the server offers, over stdio).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let scope = effective_scope(&self.scope, &context.extensions);
+        let supports_cache_hints = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let mut tools = self.tool_router.list_all();
+        tools.retain(|tool| scope.allows(&tool.name));
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.result_type = Some(ResultType::COMPLETE);
+        result.ttl_ms = supports_cache_hints.then_some(0);
+        result.cache_scope = supports_cache_hints.then_some(CacheScope::Public);
+        Ok(result)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut instructions = INSTRUCTIONS.to_owned();
         if self.payments.is_sandbox() {

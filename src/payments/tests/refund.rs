@@ -12,7 +12,7 @@ fn request(no: &str, fen: u64) -> RefundRequest {
 }
 
 async fn refund(s: &Setup, no: &str, fen: u64) -> Result<crate::payments::RefundOutcome, PaymentError> {
-    let checked = s.payments.check_refund(request(no, fen)).await?;
+    let checked = s.payments.check_refund(request(no, fen), &s.payments.config().scope()).await?;
     s.payments.refund(checked).await
 }
 
@@ -51,7 +51,9 @@ async fn a_refund_repeat_sends_nothing_and_reports_the_last_state_seen() {
 #[tokio::test]
 async fn a_refund_over_the_cap_is_refused_before_anything_is_sent_or_recorded() {
     let s = Setup::new(&[("PAYMENT_MAX_REFUND_AMOUNT", "0.50")]);
-    let Err(err) = s.payments.check_refund(request("RF-3", 51)).await else { panic!("refused") };
+    let Err(err) = s.payments.check_refund(request("RF-3", 51), &s.payments.config().scope()).await else {
+        panic!("refused")
+    };
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message.contains("PAYMENT_MAX_REFUND_AMOUNT"), "{}", err.message);
     assert_eq!(s.gateway.refunds_sent(), 0);
@@ -71,7 +73,9 @@ async fn the_refund_check_runs_once() {
 async fn a_gateway_without_a_refund_api_is_refused_by_the_check() {
     let gateway = Scripted::without_refunds(PaymentError::new(ErrorKind::Refused, "no refund API here"));
     let s = Setup::over(gateway, &[]);
-    let Err(err) = s.payments.check_refund(request("RF-5", 100)).await else { panic!("refused") };
+    let Err(err) = s.payments.check_refund(request("RF-5", 100), &s.payments.config().scope()).await else {
+        panic!("refused")
+    };
     assert_eq!(err.kind, ErrorKind::Refused);
     assert_eq!(s.gateway.refunds_sent(), 0);
 }
@@ -146,7 +150,8 @@ async fn a_refund_of_a_merchant_order_number_names_the_platform_number() {
     s.gateway.refund(Err(not_found));
     let mut req = request("RF-19", 100);
     req.order_no = "M-19".into();
-    let err = s.payments.refund(s.payments.check_refund(req).await.unwrap()).await.unwrap_err();
+    let err =
+        s.payments.refund(s.payments.check_refund(req, &s.payments.config().scope()).await.unwrap()).await.unwrap_err();
     assert_eq!((err.kind, err.code.as_deref()), (ErrorKind::NotFound, Some("3040")));
     assert!(err.message.contains("merchant_order_no") && err.message.contains("P-19"), "{}", err.message);
 }

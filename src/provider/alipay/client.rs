@@ -131,6 +131,11 @@ impl AlipayClient {
 
     /// Sends one call and returns the raw reply body (HTTP 200 only).
     pub(super) async fn post(&self, params: &Params) -> Result<String, CallError> {
+        let method = params.iter().find(|(k, _)| *k == "method").map_or("alipay", |(_, m)| m.as_str());
+        transport::timed("alipay", method, self.post_once(params)).await
+    }
+
+    async fn post_once(&self, params: &Params) -> Result<String, CallError> {
         let body = serde_urlencoded::to_string(params).unwrap_or_default();
         let sent = self
             .http

@@ -121,6 +121,10 @@ impl EpayClient {
     /// Sends one request and parses the reply. The URL and body are never logged and reqwest errors
     /// lose their URL before they are formatted: both may hold the merchant key.
     pub(super) async fn send(&self, endpoint: Endpoint, fields: &[(&'static str, String)]) -> Result<Reply, CallError> {
+        transport::timed("epay", &endpoint.label(), self.send_once(endpoint, fields)).await
+    }
+
+    async fn send_once(&self, endpoint: Endpoint, fields: &[(&'static str, String)]) -> Result<Reply, CallError> {
         let mut url = format!("{}{}", self.base_url, endpoint.path);
         if let Some(act) = endpoint.act {
             url.push_str("?act=");

@@ -96,8 +96,12 @@ impl LfwinClient {
         .await
     }
 
-    /// Sends one signed request and returns the verified reply fields.
+    /// Sends one signed request and returns the verified reply fields (timed for `/metrics`).
     async fn post(&self, path: &str, fields: Vec<(&'static str, String)>) -> Result<Reply, CallError> {
+        transport::timed(self.kind.as_str(), path, self.post_once(path, fields)).await
+    }
+
+    async fn post_once(&self, path: &str, fields: Vec<(&'static str, String)>) -> Result<Reply, CallError> {
         let form = self.signed_form(fields);
         let url = format!("{}{}", self.base_url, path);
         let response = match self.http.post(&url).form(&form).send().await {
