@@ -24,7 +24,9 @@
 //! - [`sandbox`]: the embedded LFWin-compatible gateway used with no credentials and by the tests.
 //! - [`stdio`]: line framing between stdin/stdout and rmcp: invalid messages get JSON-RPC errors,
 //!   request ids are unique in flight, and work in flight is bounded.
-//! - [`cli`]: the `demo`, `sandbox` and `doctor` commands.
+//! - [`serve`]: `serve --http`: the same tools over MCP's streamable HTTP transport, with bearer
+//!   tokens or OAuth, rate limits, health, readiness, metrics and graceful shutdown.
+//! - [`cli`]: the `demo`, `sandbox`, `doctor` and `token` commands.
 
 pub mod cli;
 pub mod config;
@@ -38,6 +40,7 @@ pub mod qr;
 pub mod redact;
 pub mod sandbox;
 pub mod scope;
+pub mod serve;
 pub mod sign;
 pub mod stdio;
 pub mod time;

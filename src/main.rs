@@ -1,4 +1,5 @@
-//! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio.
+//! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio (or
+//! HTTP with `serve`).
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Some(Command::Serve { .. })));
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -31,6 +32,8 @@ fn main() -> ExitCode {
             Some(Command::Demo { provider }) => cli::demo(provider).await,
             Some(Command::Sandbox { port, wire }) => cli::sandbox(port, wire).await,
             Some(Command::Doctor) => cli::doctor().await,
+            Some(Command::Serve { http }) => payment_mcp::serve::run(http).await,
+            Some(Command::Token { command }) => cli::token(command),
         }
     });
     // When the client went away without closing stdin, a read of stdin is still blocked in its
@@ -47,10 +50,23 @@ fn main() -> ExitCode {
 /// `AP_LOG_ENABLED=true` (Alipay's own MCP server's variable) also appends the log to the file that
 /// server writes, `~/mcp-server-alipay.log` (user-only), at `info` unless `PAYMENT_LOG` says
 /// otherwise, through the same scrubbing as stderr: no secret reaches it.
-fn init_logging() {
+///
+/// `serve` also logs each HTTP request and tool call at `info` by default (targets
+/// `payment_mcp::serve::access` and `payment_mcp::calls`), and `PAYMENT_LOG_FORMAT=json` writes one
+/// JSON object per line, for log collectors.
+fn init_logging(serving_http: bool) {
     let configured =
         std::env::var("PAYMENT_LOG").ok().filter(|v| !v.trim().is_empty()).and_then(|v| v.parse::<Targets>().ok());
-    let filter = configured.clone().unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    let default = if serving_http {
+        Targets::new()
+            .with_default(tracing::Level::WARN)
+            .with_target("payment_mcp::serve", tracing::Level::INFO)
+            .with_target("payment_mcp::calls", tracing::Level::INFO)
+    } else {
+        Targets::new().with_default(tracing::Level::WARN)
+    };
+    let filter = configured.clone().unwrap_or(default);
+    let json = std::env::var("PAYMENT_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
     let file = payment_mcp::config::alipay::log_file(|name| std::env::var(name).ok()).and_then(|path| {
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -71,15 +87,20 @@ fn init_logging() {
             .with_ansi(false)
             .with_filter(file_filter)
     });
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(payment_mcp::redact::stderr_writer)
-                .with_ansi(false)
-                .with_filter(filter),
-        )
-        .with(file_layer)
-        .init();
+    let stderr_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(payment_mcp::redact::stderr_writer)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(payment_mcp::redact::stderr_writer)
+            .with_ansi(false)
+            .with_filter(filter)
+            .boxed()
+    };
+    tracing_subscriber::registry().with(stderr_layer).with(file_layer).init();
 }
 
 async fn serve() -> bool {

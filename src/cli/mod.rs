@@ -1,4 +1,5 @@
-//! The command line: the stdio MCP server (no subcommand), `demo`, `sandbox` and `doctor`.
+//! The command line: the stdio MCP server (no subcommand), `serve --http`, `token`, `demo`,
+//! `sandbox` and `doctor`.
 //!
 //! These commands talk to a person, so they print to stdout; the MCP server path never does. The
 //! Alipay variants (`demo --provider alipay`, `sandbox --wire alipay`, doctor's Alipay verdicts)
@@ -54,6 +55,43 @@ pub enum Command {
     },
     /// Check the configuration, the gateway's reachability and the keys; exit non-zero on a problem.
     Doctor,
+    /// Serve MCP over streamable HTTP for remote agents (see README, "Team deployments").
+    ///
+    /// Listens on 127.0.0.1:8080 unless --http or PAYMENT_HTTP_ADDR says otherwise. A non-loopback
+    /// address needs authentication (bearer tokens from `payment-mcp token add`, or OAuth); TLS
+    /// belongs to a reverse proxy in front.
+    Serve {
+        /// Address to listen on, IP:PORT (port 0 picks a free one; the bound address is printed on stderr).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+    },
+    /// Manage the bearer tokens `serve --http` accepts (the file PAYMENT_TOKENS_FILE, default in
+    /// the per-user data directory).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `payment-mcp token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token, add its hash and scope to the file, and print the token (once: it is not stored).
+    Add {
+        /// A name for logs and metrics: letters, digits, `.`, `_`, `-`.
+        name: String,
+        /// What the token may do, e.g. "payments:read payments:create max_order=500.00" (items:
+        /// payments:read|create|refund|close|all, tool:NAME, read-only, max_order=YUAN, max_refund=YUAN).
+        #[arg(long, required = true, num_args = 1.., value_name = "ITEMS")]
+        scope: Vec<String>,
+    },
+    /// List the tokens' names and scopes.
+    List,
+    /// Remove a token; requests with it are refused within a second.
+    Remove {
+        /// The token's name.
+        name: String,
+    },
 }
 
 /// The provider `demo` runs through.
@@ -415,4 +453,50 @@ pub async fn doctor() -> bool {
         println!("{FIX_FOOTER}"); // stdout-ok
     }
     ok
+}
+
+/// The token file `token` works on: `PAYMENT_TOKENS_FILE`, or the default next to the ledger.
+fn tokens_file() -> Option<std::path::PathBuf> {
+    std::env::var("PAYMENT_TOKENS_FILE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(crate::serve::tokens::default_path)
+}
+
+/// `payment-mcp token add|list|remove`.
+pub fn token(command: TokenCommand) -> bool {
+    use crate::serve::tokens;
+    let Some(path) = tokens_file() else {
+        eprintln!("this platform has no per-user data directory; set PAYMENT_TOKENS_FILE"); // stdout-ok: stderr
+        return false;
+    };
+    let outcome = match command {
+        TokenCommand::Add { name, scope } => tokens::add(&path, &name, &scope.join(" ")).map(|token| {
+            eprintln!(
+                "Added token {name} to {}. It is shown once; store it in the agent's configuration as",
+                path.display()
+            ); // stdout-ok: stderr
+            eprintln!("  Authorization: Bearer <token>"); // stdout-ok: stderr
+            println!("{token}"); // stdout-ok
+        }),
+        TokenCommand::List => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| tokens::parse(&text))
+            .map(|entries| {
+                for e in entries {
+                    println!("{}\t{}", e.name, e.scope.describe()); // stdout-ok
+                }
+            }),
+        TokenCommand::Remove { name } => tokens::remove(&path, &name).map(|()| {
+            eprintln!("Removed token {name} from {}.", path.display()); // stdout-ok: stderr
+        }),
+    };
+    match outcome {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("payment-mcp token: {e}"); // stdout-ok: stderr
+            false
+        }
+    }
 }

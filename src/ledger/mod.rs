@@ -242,6 +242,16 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// Whether the ledger answers a trivial query (`serve --http`'s `/readyz`).
+    ///
+    /// # Errors
+    /// The database does not answer.
+    pub fn ping(&self) -> Result<(), LedgerError> {
+        let conn = self.lock();
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Where the ledger lives, if on disk.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

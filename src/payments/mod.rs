@@ -179,6 +179,15 @@ impl Payments {
             .clone()
     }
 
+    /// Whether money-moving calls could be recorded now: the ledger opens and answers.
+    ///
+    /// # Errors
+    /// Why not, without secrets (the ledger's path at most).
+    pub fn ready(&self) -> Result<(), String> {
+        let ledger = self.ledger().map_err(|e| e.message)?;
+        ledger.ping().map_err(|e| format!("the order ledger does not answer: {e}"))
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

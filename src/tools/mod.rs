@@ -74,6 +74,14 @@ fn effective_scope(server: &Scope, extensions: &rmcp::model::Extensions) -> Scop
     }
 }
 
+/// Who is calling, for the log: the HTTP caller's name, or `local` (stdio, unauthenticated loopback).
+fn caller_name(extensions: &rmcp::model::Extensions) -> String {
+    extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+        .map_or_else(|| "local".to_owned(), |c| c.name.clone())
+}
+
 /// The MCP server: the tool router plus the payment service behind it. Cheap to clone (the HTTP
 /// transport makes one per session or stateless request).
 #[derive(Clone)]
@@ -483,10 +491,25 @@ impl ServerHandler for PaymentServer {
                 None,
             ));
         }
+        let caller = caller_name(&context.extensions);
         context.extensions.insert::<CallScope>(Arc::new(scope));
-        let _in_flight = crate::metrics::call_started(crate::config::MONEY_MOVING_TOOLS.contains(&name.as_str()));
+        let money_moving = crate::config::MONEY_MOVING_TOOLS.contains(&name.as_str());
+        let in_flight = crate::metrics::call_started(money_moving);
         let started = std::time::Instant::now();
-        let response = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+        let response = if money_moving {
+            // A create, refund or close runs to its end in its own task: a client that disconnects
+            // or cancels, or a server shutting down, must not cut it off between the request to
+            // the gateway and the ledger's record of the answer (shutdown waits for these tasks).
+            let this = self.clone();
+            let task = tokio::spawn(async move {
+                let _in_flight = in_flight;
+                this.tool_router.call(ToolCallContext::new(&this, request, context)).await
+            });
+            task.await.unwrap_or_else(|_| Err(McpError::internal_error("the tool call's task failed", None)))
+        } else {
+            let _in_flight = in_flight;
+            self.tool_router.call(ToolCallContext::new(self, request, context)).await
+        };
         let (outcome, kind) = match &response {
             Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
                 ("error", Some(error_kind(result).unwrap_or("unknown")))
@@ -495,7 +518,17 @@ impl ServerHandler for PaymentServer {
             Ok(_) => ("ok", None),
             Err(_) => ("error", Some("protocol")),
         };
-        crate::metrics::call_finished(&name, outcome, kind, started.elapsed());
+        let elapsed = started.elapsed();
+        crate::metrics::call_finished(&name, outcome, kind, elapsed);
+        tracing::info!(
+            target: "payment_mcp::calls",
+            tool = %name,
+            outcome,
+            kind = kind.unwrap_or("-"),
+            ms = elapsed.as_secs_f64() * 1000.0,
+            caller = %caller,
+            "tool call"
+        );
         response
     }
 
