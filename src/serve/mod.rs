@@ -58,6 +58,10 @@ use crate::payments::Payments;
 use crate::tools::PaymentServer;
 pub use settings::HttpSettings;
 
+/// After the last money-moving call of a shutdown finished: time for its reply to be written to
+/// its client before the sessions are closed.
+const FLUSH: Duration = Duration::from_secs(1);
+
 /// Why `serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -149,24 +153,25 @@ async fn serve(cli_addr: Option<String>) -> Result<(), ServeError> {
     eprintln!("payment-mcp: listening on http://{local}/mcp ({mode})"); // stdout-ok: this is stderr
 
     let grace = settings.grace;
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let drain_state = state.clone();
-    let drain_cancel = cancel.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         drain(&drain_state, grace).await;
-        drain_cancel.cancel();
-        let _ = stopped_tx.send(());
+        let _ = drained_tx.send(());
     });
-    // Once drained, open connections (SSE streams of old sessions, idle keep-alives) get a few
-    // seconds to close before the process stops waiting for them.
-    let bounded = async {
-        let _ = stopped_rx.await;
+    // Once drained, no new connections are taken. The replies of the last calls get a moment to
+    // be written out, then the MCP sessions (and their long-lived SSE streams) are closed, and
+    // connections still open after a few more seconds are dropped.
+    let closing = async {
+        let _ = drained_rx.await;
+        tokio::time::sleep(FLUSH).await;
+        cancel.cancel();
         tokio::time::sleep(Duration::from_secs(5)).await;
     };
     tokio::select! {
         served = server => served.map_err(ServeError::Server)?,
-        () = bounded => tracing::warn!("connections still open after shutdown; closing them"),
+        () = closing => tracing::warn!("connections still open after shutdown; closing them"),
     }
     eprintln!("payment-mcp: stopped"); // stdout-ok: this is stderr
     Ok(())

@@ -12,6 +12,7 @@
 )]
 
 mod hostile;
+mod http_support;
 mod rawio;
 mod support;
 
@@ -29,5 +30,8 @@ mod extras;
 mod fake_epay;
 mod faults;
 mod flows;
+mod http;
+mod http_auth;
+mod http_oauth;
 mod ledger;
 mod protocol;

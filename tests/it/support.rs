@@ -18,7 +18,7 @@ pub const API_KEY: &str = "ak-51d9e7x";
 pub const SIGN_KEY: &str = "test-sign-key-9f2c";
 
 /// Every `PAYMENT_*` variable, cleared from the child's environment so the host's never leak in.
-const ALL_VARS: &[&str] = &[
+pub const ALL_VARS: &[&str] = &[
     "PAYMENT_PROVIDER",
     "PAYMENT_API_KEY",
     "PAYMENT_SIGN_KEY",
@@ -47,6 +47,18 @@ const ALL_VARS: &[&str] = &[
     "AP_CURRENT_ENV",
     "AP_SELECT_TOOLS",
     "AP_LOG_ENABLED",
+    "PAYMENT_LOG_FORMAT",
+    "PAYMENT_HTTP_ADDR",
+    "PAYMENT_PUBLIC_URL",
+    "PAYMENT_HTTP_ALLOWED_HOSTS",
+    "PAYMENT_HTTP_ALLOWED_ORIGINS",
+    "PAYMENT_HTTP_MAX_BODY_BYTES",
+    "PAYMENT_HTTP_RATE_LIMIT",
+    "PAYMENT_TOKENS_FILE",
+    "PAYMENT_OAUTH_ISSUER",
+    "PAYMENT_OAUTH_JWKS_URL",
+    "PAYMENT_OAUTH_AUDIENCE",
+    "PAYMENT_SHUTDOWN_GRACE_SECS",
 ];
 
 pub fn gateway_config() -> SandboxConfig {
