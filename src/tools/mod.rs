@@ -65,10 +65,15 @@ pub struct Caller {
     pub scope: Scope,
 }
 
+/// The HTTP caller of a request, if it carried credentials (`serve --http` with auth).
+fn caller(extensions: &rmcp::model::Extensions) -> Option<&Arc<Caller>> {
+    extensions.get::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+}
+
 /// The caller's scope narrowed onto the server's: over stdio and unauthenticated loopback HTTP,
 /// the server's own.
 fn effective_scope(server: &Scope, extensions: &rmcp::model::Extensions) -> Scope {
-    match extensions.get::<axum::http::request::Parts>().and_then(|parts| parts.extensions.get::<Arc<Caller>>()) {
+    match caller(extensions) {
         Some(caller) => server.narrowed(&caller.scope),
         None => server.clone(),
     }
@@ -76,10 +81,7 @@ fn effective_scope(server: &Scope, extensions: &rmcp::model::Extensions) -> Scop
 
 /// Who is calling, for the log: the HTTP caller's name, or `local` (stdio, unauthenticated loopback).
 fn caller_name(extensions: &rmcp::model::Extensions) -> String {
-    extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
-        .map_or_else(|| "local".to_owned(), |c| c.name.clone())
+    caller(extensions).map_or_else(|| "local".to_owned(), |c| c.name.clone())
 }
 
 /// The MCP server: the tool router plus the payment service behind it. Cheap to clone (the HTTP
@@ -542,10 +544,13 @@ impl ServerHandler for PaymentServer {
         let supports_cache_hints = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
         let mut tools = self.tool_router.list_all();
         tools.retain(|tool| scope.allows(&tool.name));
+        // A list narrowed by a credential is that caller's: no shared cache may serve it to another.
+        let per_caller = caller(&context.extensions).is_some();
         let mut result = ListToolsResult::with_all_items(tools);
         result.result_type = Some(ResultType::COMPLETE);
         result.ttl_ms = supports_cache_hints.then_some(0);
-        result.cache_scope = supports_cache_hints.then_some(CacheScope::Public);
+        result.cache_scope =
+            supports_cache_hints.then_some(if per_caller { CacheScope::Private } else { CacheScope::Public });
         Ok(result)
     }
 
