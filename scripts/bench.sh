@@ -31,8 +31,16 @@ python=${PYTHON:-python3}
 echo "[bench] cargo build --release --locked --bin payment-mcp --example bare --example qr_bench" >&2
 cargo build --release --locked --bin payment-mcp --example bare --example qr_bench
 
-exec "$python" scripts/bench.py \
+"$python" scripts/bench.py \
   --bin target/release/payment-mcp \
   --floor target/release/examples/bare \
   --qr target/release/examples/qr_bench \
   ${args[@]+"${args[@]}"}
+
+# serve --http (issue 16): queries/s with 64 clients and memory per idle session. Printed only; the
+# figures are kept in BENCHMARKS.md's findings. BENCH_HTTP=0 skips it (it needs wrk, installed by
+# apt when missing).
+if [[ "${BENCH_HTTP:-1}" != 0 ]]; then
+  echo "[bench] scripts/bench-http/run.sh" >&2
+  bash scripts/bench-http/run.sh target/release/payment-mcp
+fi
