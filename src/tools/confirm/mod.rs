@@ -237,6 +237,9 @@ impl Confirmations {
             }
             Err(e) => {
                 pages.revoke(&ticket);
+                if ticket.expired() {
+                    return page_outcome_decision(page::Outcome::Expired);
+                }
                 refused(format!("The human did not confirm the refund ({e}), so no refund was sent."))
             }
         }

@@ -5,9 +5,10 @@
 //! Why a page: a client that cannot show a form (Claude Desktop among them) can still open a link,
 //! and what the human clicks there never passes through the model. The link's token is 256 random
 //! bits, works once (the first decision wins; the entry is then gone) and expires after
-//! `PAYMENT_CONFIRM_TIMEOUT_SECONDS`. The page refuses to be framed (no clickjacking), sends
-//! nothing to the browser's cache or referrer, loads nothing, and only answers requests addressed
-//! to its own loopback origin (a page elsewhere cannot post to it, a rebound DNS name cannot reach
+//! `PAYMENT_CONFIRM_TIMEOUT_SECONDS`. The page refuses to be framed (no clickjacking), keeps out
+//! of the browser's cache, sends no referrer to other sites (`same-origin`: with `no-referrer`
+//! Chromium sends `Origin: null` on the page's own form), loads nothing, and only answers requests
+//! addressed to its own loopback origin (a page elsewhere cannot post to it, a rebound DNS name cannot reach
 //! it). It is served on the machine running payment-mcp, so it is offered for local (stdio)
 //! servers, where the human's browser runs on that machine.
 
@@ -67,6 +68,13 @@ pub struct Ticket {
     token: String,
     deadline: Instant,
     decided: watch::Receiver<PageState>,
+}
+
+impl Ticket {
+    /// Whether the link's time is up.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
 }
 
 /// The confirmation pages and their server.
@@ -229,7 +237,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
