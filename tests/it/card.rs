@@ -141,12 +141,7 @@ fn decode_text_qr(drawing: &str) -> String {
     let (w, h) = (rows[0].len(), rows.len() * 2);
     let dark = |x: usize, y: usize| {
         let c = rows[y / 2][x];
-        match (c, y % 2) {
-            (' ', _) => true,
-            ('▄', 0) => true,
-            ('▀', 1) => true,
-            _ => false,
-        }
+        matches!((c, y % 2), (' ', _) | ('▄', 0) | ('▀', 1))
     };
     let scale = 6;
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale + 40, h * scale + 40, |x, y| {
