@@ -63,7 +63,8 @@ ERRORS: dict[str, tuple[str, str, str]] = {
     "isv.invalid-format": ("40002", "Invalid Arguments", "无效的数据格式"),
     "isv.invalid-charset": ("40002", "Invalid Arguments", "字符集错误"),
     "isv.invalid-parameter": ("40002", "Invalid Arguments", "参数无效"),
-    "isv.insufficient-isv-permissions": ("40006", "Insufficient Permissions", "ISV权限不足，建议在开发者中心检查对应功能是否已经添加"),
+    "isv.insufficient-isv-permissions": ("40006", "Insufficient Permissions",
+                                         "ISV权限不足，建议在开发者中心检查对应功能是否已经添加"),
     "isv.invalid-cloud-app-permission": ("40006", "Insufficient Permissions", "受限密钥未开启支付MCP权限"),
     "isv.invalid-open-scene-api-permission": ("40006", "Insufficient Permissions", "受限密钥未勾选该接口"),
     "ACQ.TRADE_NOT_EXIST": ("40004", "Business Failed", "交易不存在"),
@@ -95,7 +96,8 @@ def beijing_now() -> str:
 class Fault:
     """One misbehaviour for the next `count` calls of `method` ("*" = any API method).
 
-    mode: "error" (sub_code), "error_response" (the same under `error_response`, unsigned),
+    mode: "error" (sub_code), "error_response" (the same under `error_response`, signed only when
+    `signed`),
     "tamper" (replace `old` by `new` after signing), "wrong_key", "no_sign", "delay" (`seconds`;
     `apply` says whether the operation still happens), "http500", "pay_first" (the trade is paid
     just before this call is handled), "refund_hidden" (the refund happens, but the next `hide`
@@ -110,6 +112,7 @@ class Fault:
     seconds: float = 0.0
     apply: bool = False
     hide: int = 0
+    signed: bool = False
     count: int = 1
 
 
@@ -343,9 +346,10 @@ class FakeAlipay:
         req.sign_content = wire.sign_content(p)
         req.signature_ok = wire.verify(self.app_public_key, req.sign_content, p["sign"], self.sign_type)
         if not req.signature_ok:
-            said = "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：" + html.escape(req.sign_content)
+            said = ERRORS["isv.invalid-signature"][2] + "，网关生成的验签字符串为：" + html.escape(req.sign_content)
             if req.http_method == "GET":
-                return 200, "text/html;charset=utf-8", f"<html><body>错误代码 invalid-signature 错误原因: {said}</body></html>", 0.0
+                page = f"<html><body>错误代码 invalid-signature 错误原因: {said}</body></html>"
+                return 200, "text/html;charset=utf-8", page, 0.0
             return error("isv.invalid-signature", said)
         if not TIMESTAMP_RE.match(p.get("timestamp", "")):
             return error("isv.invalid-timestamp")
@@ -374,7 +378,7 @@ class FakeAlipay:
             return 200, json_type, self._reply(method, self._error_payload(fault.sub_code, fault.sub_msg)), 0.0
         if fault.mode == "error_response":
             payload = self._error_payload(fault.sub_code, fault.sub_msg)
-            return 200, json_type, self._reply(method, payload, unsigned=True, key_name="error_response"), 0.0
+            return 200, json_type, self._reply(method, payload, unsigned=not fault.signed, key_name="error_response"), 0.0
         if fault.mode == "http500":
             return 500, "text/html;charset=utf-8", "<html><body>500 Internal Server Error</body></html>", 0.0
         if fault.mode == "delay":

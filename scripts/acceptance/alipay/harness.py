@@ -86,6 +86,9 @@ class _Session(ClientSession):
 class Server:
     """One payment-mcp process."""
 
+    started = 0  # processes started, for the summary
+    calls = 0  # tools/call requests made, for the summary
+
     def __init__(self, binary: str, env: dict[str, str], workdir: str, label: str) -> None:
         self.binary = binary
         self.env = env
@@ -96,7 +99,8 @@ class Server:
         self.instructions = ""
         self.results: list[Result] = []
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
+        Server.started += 1
         params = StdioServerParameters(
             command=sys.executable,
             args=[os.path.join(HERE, "tee.py"), self.prefix, "--", self.binary],
@@ -120,6 +124,7 @@ class Server:
     async def call(self, name: str, arguments: dict[str, Any] | None = None) -> Result:
         assert self.session is not None
         arguments = arguments or {}
+        Server.calls += 1
         out = Result(name, arguments)
         try:
             with anyio.fail_after(CALL_TIMEOUT_S):
@@ -187,5 +192,6 @@ class Checks:
             print(f"\n{len(self.failed)} finding(s):")
             for cid, name, detail in self.failed:
                 print(f"- [{cid}] {name}\n    {detail}")
-        print(f"\n{self.passed} passed, {len(self.failed)} failed ({time.monotonic() - self.started:.1f} s)")
+        print(f"\n{Server.calls} tool calls to {Server.started} payment-mcp processes")
+        print(f"{self.passed} passed, {len(self.failed)} failed ({time.monotonic() - self.started:.1f} s)")
         return 0 if not self.failed else 1

@@ -171,15 +171,17 @@ async def rsa_sha1(binary: str, workdir: str, check, run: str) -> None:
             t = gw.pay(no)
             q = await s.call("query_payment_order", {"merchant_order_no": no})
             c("A", "RSA: query paid 66.60", q.ok and q.s.get("state") == "paid" and q.s.get("paid_amount") == "66.60", q.brief())
-            rf = await s.call("refund_payment_order", {"order_no": t.trade_no, "refund_amount": "6.66", "mch_refund_no": f"{run}-AR"})
+            rf = await s.call("refund_payment_order",
+                              {"order_no": t.trade_no, "refund_amount": "6.66", "mch_refund_no": f"{run}-AR"})
             ctx.expect_ok("A", "RSA: refund", rf)
             rq = await s.call("query_refund_status", {"order_no": t.trade_no, "mch_refund_no": f"{run}-AR"})
-            c("A", "RSA: refund query refunded 6.66", rq.ok and rq.s.get("state") == "refunded" and rq.s.get("refund_amount") == "6.66",
-              rq.brief())
+            c("A", "RSA: refund query refunded 6.66",
+              rq.ok and rq.s.get("state") == "refunded" and rq.s.get("refund_amount") == "6.66", rq.brief())
             w = await s.call("create_payment_order", {"merchant_order_no": f"{run}-A2", "amount": "1.00", "channel": "wap"})
             _, params = link_params(w.s.get("pay_url", ""))
             c("A", "RSA: the wap link is signed SHA1withRSA with sign_type=RSA",
-              params.get("sign_type") == "RSA" and wire.verify(ctx.app.public, wire.sign_content(params), params.get("sign", ""), "RSA"),
+              params.get("sign_type") == "RSA"
+              and wire.verify(ctx.app.public, wire.sign_content(params), params.get("sign", ""), "RSA"),
               params)
             fields = _notify_fields(ctx, no, t.trade_no, "66.60")
             n = await s.call("verify_payment_notification", {"raw": _form(fields, ctx.alipay.private, "RSA")})

@@ -319,7 +319,8 @@ async def refunds(ctx: Ctx, s: Server, run: str) -> None:
     tu = gw.scan(un)
     r = await s.call("refund_payment_order", {"order_no": tu.trade_no, "refund_amount": "1.00", "mch_refund_no": f"{run}-E"})
     c("R", "refund of an unpaid trade (ACQ.TRADE_STATUS_ERROR): refused, nothing refunded",
-      r.is_error and r.kind in ("refused", "invalid_input") and r.error.get("code") == "ACQ.TRADE_STATUS_ERROR" and tu.refunded == 0,
+      r.is_error and r.kind in ("refused", "invalid_input") and r.error.get("code") == "ACQ.TRADE_STATUS_ERROR"
+      and tu.refunded == 0,
       r.brief())
 
     # a refund Alipay accepted but does not list yet
@@ -351,7 +352,8 @@ async def close(ctx: Ctx, s: Server, run: str) -> None:
       r.ok and r.s.get("state") == "closed" and r.s.get("final") is True and r.s.get("already_closed") is False, r.brief())
     closes = ctx.sent(mark, "alipay.trade.close")
     c("X", "... sends alipay.trade.close for it, and Alipay's trade is closed",
-      len(closes) == 1 and closes[0].biz and (closes[0].biz.get("out_trade_no") == no or closes[0].biz.get("trade_no") == t.trade_no)
+      len(closes) == 1 and closes[0].biz
+      and (closes[0].biz.get("out_trade_no") == no or closes[0].biz.get("trade_no") == t.trade_no)
       and t.status == "TRADE_CLOSED", [x.biz for x in closes])
     mark = gw.mark()
     again = await s.call("close_payment_order", {"merchant_order_no": no})
@@ -379,7 +381,8 @@ async def close(ctx: Ctx, s: Server, run: str) -> None:
     gw.inject(Fault("alipay.trade.close", "pay_first"))
     r = await s.call("close_payment_order", {"order_no": tr.trade_no})
     c("X", "payer pays between the check and the close (ACQ.TRADE_STATUS_ERROR): refused, says refund it instead",
-      r.is_error and r.kind == "refused" and contains_all(r.error.get("message", ""), ["refund"]) and tr.status == "TRADE_SUCCESS",
+      r.is_error and r.kind == "refused" and contains_all(r.error.get("message", ""), ["refund"])
+      and tr.status == "TRADE_SUCCESS",
       r.brief())
 
     un = f"{run}-CL4"
@@ -393,6 +396,7 @@ async def close(ctx: Ctx, s: Server, run: str) -> None:
 
 async def compat(ctx: Ctx, s: Server, run: str) -> None:
     c, gw = ctx.check, ctx.gateway
+    urls: dict[str, str] = {}
     for tool, method, product in (("create-mobile-alipay-payment", "alipay.trade.wap.pay", "QUICK_WAP_WAY"),
                                   ("create-web-page-alipay-payment", "alipay.trade.page.pay", "FAST_INSTANT_TRADE_PAY")):
         no = f"{run}-{'M' if 'mobile' in tool else 'W'}1"
@@ -403,7 +407,8 @@ async def compat(ctx: Ctx, s: Server, run: str) -> None:
         link = markdown_link(r.s.get("url", ""))
         c("P", f"{tool}: url is a Markdown link [..¥12.30..](gateway.do?...)",
           link is not None and "12.30" in link[0] and link_params(link[1])[0] == gw.url, r.s.get("url"))
-        params = link_params(link[1])[1] if link else {}
+        urls[no] = link[1] if link else ""
+        params = link_params(urls[no])[1]
         biz = json.loads(params.get("biz_content", "{}") or "{}")
         c("P", f"{tool}: signed {method} link, product_code {product}, total_amount 12.30, subject = orderTitle",
           params.get("method") == method and biz.get("product_code") == product and biz.get("total_amount") == "12.30"
@@ -416,8 +421,8 @@ async def compat(ctx: Ctx, s: Server, run: str) -> None:
     q = await s.call("query-alipay-payment", {"outTradeNo": no})
     c("P", "query-alipay-payment before the payer opened the link: tradeStatus WAIT_BUYER_PAY",
       q.ok and q.s.get("tradeStatus") == "WAIT_BUYER_PAY", q.brief())
-    status, _ = gw.open_link(markdown_link((await s.call("create-mobile-alipay-payment",
-                                                         {"outTradeNo": no, "totalAmount": "12.30", "orderTitle": "会员/月卡"})).s.get("url", ""))[1])
+    status, _ = gw.open_link(urls[no])
+    c("P", "the payer opens the mobile link: Alipay accepts it", status == 200 and gw.trades[no].visible, status)
     t = gw.pay(no)
     q = await s.call("query-alipay-payment", {"outTradeNo": no})
     c("P", "query-alipay-payment after paying: tradeStatus TRADE_SUCCESS, totalAmount 12.30, tradeNo",
@@ -448,7 +453,8 @@ async def compat(ctx: Ctx, s: Server, run: str) -> None:
     biz = json.loads(link_params(link[1])[1].get("biz_content", "{}")) if link else {}
     c("P", "a 64-character outTradeNo and a 256-character orderTitle (Alipay's limits) are accepted and sent whole",
       r.ok and biz.get("out_trade_no") == long_no and biz.get("subject") == "标" * 256, r.brief())
-    r = await s.call("create-web-page-alipay-payment", {"outTradeNo": f"{run}-L2", "totalAmount": "0.01", "orderTitle": "标" * 257})
+    r = await s.call("create-web-page-alipay-payment",
+                     {"outTradeNo": f"{run}-L2", "totalAmount": "0.01", "orderTitle": "标" * 257})
     ctx.expect_error("P", "a 257-character orderTitle", r, "invalid_input")
     req_no = (f"{run}-RQ-" + "7" * 64)[:64]
     r = await s.call("refund-alipay-payment", {"outTradeNo": no, "refundAmount": "0.01", "outRequestNo": req_no})

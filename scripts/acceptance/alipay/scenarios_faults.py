@@ -60,6 +60,18 @@ async def sub_codes(ctx: Ctx, s: Server, run: str) -> None:
           err.get("message"))
         c("E", f"{sub}: not retryable", err.get("retryable") is False, blob)
 
+    # the gateway-level shape: the same refusals under `error_response` (signed, as the body form
+    # of docs/alipay.md section 3 has it)
+    for sub, (_, kinds, words) in HINTS.items():
+        if not sub.startswith("isv."):
+            continue
+        gw.inject(Fault("alipay.trade.query", "error_response", sub_code=sub, signed=True))
+        r = await s.call("query_payment_order", {"order_no": t.trade_no})
+        gw.clear_faults()
+        c("E", f"{sub} as a signed error_response: kind {'/'.join(kinds)}, code = sub_code, the same fix",
+          r.is_error and r.kind in kinds and r.error.get("code") == sub and contains_all(r.error.get("message", ""), words),
+          r.brief())
+
     # a refund refused for the balance is not recorded as done: topping up and repeating the same
     # mch_refund_no (what the hint says) refunds once
     gw.inject(Fault("alipay.trade.refund", "error", sub_code="ACQ.SELLER_BALANCE_NOT_ENOUGH"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient

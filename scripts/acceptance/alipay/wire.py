@@ -28,7 +28,7 @@ class KeyPair:
     private: rsa.RSAPrivateKey
 
     @staticmethod
-    def generate(bits: int = 2048) -> "KeyPair":
+    def generate(bits: int = 2048) -> KeyPair:
         return KeyPair(rsa.generate_private_key(public_exponent=65537, key_size=bits))
 
     @property
