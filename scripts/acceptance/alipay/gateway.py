@@ -97,7 +97,8 @@ class Fault:
     """One misbehaviour for the next `count` calls of `method` ("*" = any API method).
 
     mode: "error" (sub_code), "error_response" (the same under `error_response`, signed only when
-    `signed`),
+    `signed`), "quirks" (a correct, signed reply in a legal but unusual form: `spaced` colons,
+    `sign_first`, a `nested_sign` member inside the response object, `braces` in a string value),
     "tamper" (replace `old` by `new` after signing), "wrong_key", "no_sign", "delay" (`seconds`;
     `apply` says whether the operation still happens), "http500", "pay_first" (the trade is paid
     just before this call is handled), "refund_hidden" (the refund happens, but the next `hide`
@@ -113,6 +114,7 @@ class Fault:
     apply: bool = False
     hide: int = 0
     signed: bool = False
+    quirks: tuple[str, ...] = ()
     count: int = 1
 
 
@@ -397,6 +399,19 @@ class FakeAlipay:
                 r.hidden_queries = fault.hide
             return 200, json_type, self._reply(method, payload), 0.0
         payload = self._business(method, biz)
+        if fault.mode == "quirks":
+            if "nested_sign" in fault.quirks:
+                payload["sign"] = "bm90IHRoZSBzaWduYXR1cmU="
+            if "braces" in fault.quirks:
+                payload["store_name"] = '店}{"x\\ "sign":"{'
+            text = wire.alipay_json(payload)
+            colon = " : " if "spaced" in fault.quirks else ":"
+            body = wire.signed_body(wire.response_key(method), text, self.alipay_key.private, self.sign_type,
+                                    colon=colon, sign_first="sign_first" in fault.quirks)
+            if fault.old:
+                assert fault.old in body, f"tamper target {fault.old!r} not in {body}"
+                body = body.replace(fault.old, fault.new, 1)
+            return 200, json_type, body, 0.0
         if fault.mode == "wrong_key":
             return 200, json_type, self._reply(method, payload, signer=self.other_key.private), 0.0
         if fault.mode == "no_sign":

@@ -152,6 +152,21 @@ async def untrusted(ctx: Ctx, s: Server, run: str) -> None:
     r = await s.call("query_payment_order", {"merchant_order_no": no})
     gw.clear_faults()
     c("V", "unsigned error_response: an error, never a state", r.is_error and not r.s.get("state"), r.brief())
+    # legal but unusual reply forms: still read (and still checked)
+    gw.pay(f"{run}-V1")
+    everything = ("spaced", "sign_first", "nested_sign", "braces")
+    for quirks in (("spaced",), ("sign_first",), ("nested_sign",), ("braces",), everything):
+        gw.inject(Fault("alipay.trade.query", "quirks", quirks=quirks))
+        r = await s.call("query_payment_order", {"merchant_order_no": no})
+        gw.clear_faults()
+        c("V", f"a signed reply with {'+'.join(quirks)}: read correctly (paid 0.01)",
+          r.ok and r.s.get("state") == "paid" and r.s.get("paid_amount") == "0.01", r.brief())
+    gw.inject(Fault("alipay.trade.query", "quirks", quirks=everything,
+                    old='"total_amount":"0.01"', new='"total_amount":"0.02"'))
+    r = await s.call("query_payment_order", {"merchant_order_no": no})
+    gw.clear_faults()
+    c("V", "... and tampered in that form: still rejected", r.is_error and "0.02" not in json.dumps(r.s), r.brief())
+
     # HTTP 500
     gw.inject(Fault("alipay.trade.query", "http500", count=5))
     r = await s.call("query_payment_order", {"merchant_order_no": no})

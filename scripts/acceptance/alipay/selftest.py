@@ -100,6 +100,17 @@ def run(check: Callable[..., bool]) -> None:
     check("G2", "the spec vector verifies", wire.verify(pub, text or "", spec_sign))
     check("G2", "the spec vector with another sign fails",
           not wire.verify(pub, text or "", spec_sign.replace("F+LD", "F+LE", 1)))
+    # the unusual reply forms the gateway can produce still follow the contract's extraction
+    key = wire.KeyPair.generate()
+    payload = wire.alipay_json({"code": "10000", "msg": "Success", "sign": "inner", "store_name": '店}{"x\\ "sign":"{',
+                                "url": "https://a/b"})
+    for colon, first in ((":", False), (" : ", False), (":", True), (" : ", True)):
+        body = wire.signed_body("alipay_trade_query_response", payload, key.private, colon=colon, sign_first=first)
+        got = wire.extract_signed_text(body, "alipay_trade_query_response")
+        outer = json.loads(body)
+        check("G2", f"an unusual reply form (colon {colon!r}, sign first {first}) is well-formed and verifies",
+              got == payload and outer["alipay_trade_query_response"]["sign"] == "inner"
+              and wire.verify(key.public, got, outer["sign"]), body[:300])
 
     for sign_type in ("RSA2", "RSA"):
         app_key, alipay_key, stranger = wire.KeyPair.generate(), wire.KeyPair.generate(), wire.KeyPair.generate()

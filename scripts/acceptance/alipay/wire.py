@@ -128,13 +128,16 @@ def response_key(method: str) -> str:
 
 
 def signed_body(key_name: str, payload_text: str, signer: rsa.RSAPrivateKey | None, sign_type: str = "RSA2",
-                colon: str = ":") -> str:
+                colon: str = ":", sign_first: bool = False) -> str:
     """`{"<key>":<payload_text>,"sign":"..."}` signed over the exact payload text. `signer=None`
-    leaves the sign out (unsigned replies). `colon` lets a reply put whitespace around the `:`."""
-    body = '{"' + key_name + '"' + colon + payload_text
-    if signer is not None:
-        body += ',"sign":"' + sign(signer, payload_text, sign_type) + '"'
-    return body + "}"
+    leaves the sign out (unsigned replies). `colon` lets a reply put whitespace around the `:`s,
+    `sign_first` puts the sign before the response object (both legal JSON a client must read)."""
+    response = '"' + key_name + '"' + colon + payload_text
+    if signer is None:
+        return "{" + response + "}"
+    signature = '"sign"' + colon + '"' + sign(signer, payload_text, sign_type) + '"'
+    parts = [signature, response] if sign_first else [response, signature]
+    return "{" + (" , " if colon != ":" else ",").join(parts) + "}"
 
 
 def extract_signed_text(body: str, key_name: str) -> str | None:
