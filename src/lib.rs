@@ -26,8 +26,10 @@
 //!   request ids are unique in flight, and work in flight is bounded.
 //! - [`serve`]: `serve --http`: the same tools over MCP's streamable HTTP transport, with bearer
 //!   tokens or OAuth, rate limits, health, readiness, metrics and graceful shutdown.
+//! - [`card`]: the MCP Apps pay card: its `ui://` resource, `_meta` and capability negotiation.
 //! - [`cli`]: the `demo`, `sandbox`, `doctor` and `token` commands.
 
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod error;

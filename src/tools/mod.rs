@@ -8,6 +8,7 @@
 pub mod args;
 mod compat;
 pub mod confirm;
+mod handler;
 mod outputs;
 pub mod render;
 
@@ -18,15 +19,11 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::{Extension, ToolCallContext};
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::tool::{InputResponses as ToolInputResponses, RequestState};
-use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion, ResultType, ServerCapabilities, ServerConfig,
-};
+use rmcp::model::{CallToolResponse, CallToolResult, JsonObject, ProgressNotificationParam};
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, tool, tool_handler, tool_router};
-use std::time::Duration;
+use rmcp::{RoleServer, tool, tool_router};
 use tokio_util::sync::CancellationToken;
 
 use crate::payments::{Payments, WaitProgress};
@@ -47,7 +44,7 @@ fn input<A: args::Arguments>() -> Arc<JsonObject> {
 }
 
 /// The scope a tool call runs under: the server's guardrails narrowed by the HTTP caller's, put in
-/// the request's extensions by [`PaymentServer::call_tool`] for the tools that check amounts.
+/// the request's extensions by `call_tool` (handler.rs) for the tools that check amounts.
 pub type CallScope = Arc<Scope>;
 
 /// The scope of a call, from its extensions; the server's own when absent (never wider than it).
@@ -85,11 +82,11 @@ fn caller_name(extensions: &rmcp::model::Extensions) -> String {
 }
 
 /// The MCP server: the tool router plus the payment service behind it. Cheap to clone (the HTTP
-/// transport makes one per session or stateless request).
+/// transport makes one per session or stateless request; the clones share everything).
 #[derive(Clone)]
 pub struct PaymentServer {
     payments: Arc<Payments>,
-    pending_confirmations: Arc<confirm::Pending>,
+    confirmations: Arc<confirm::Confirmations>,
     tool_router: Arc<ToolRouter<Self>>,
     /// The server-wide guardrails ([`crate::config::Config::scope`]), computed once.
     scope: Arc<Scope>,
@@ -129,7 +126,7 @@ impl PaymentServer {
                 channel: a.channel.map(|c| c.0).unwrap_or_default(),
             };
             let outcome = self.payments.create(request, &scope).await?;
-            Ok(render::create(self.origin(), &outcome))
+            Ok(render::create(self.origin(), &outcome, self.payments.config().qr_text))
         })
         .await
     }
@@ -257,9 +254,10 @@ impl PaymentServer {
                     amount: a.refund_amount.0,
                     mch_refund_no,
                 };
-                match self.confirmed_refund(request, &ctx, state, responses, &mut ask).await? {
-                    Some(outcome) => Ok(render::refund(self.origin(), &outcome, derived)),
-                    None => Ok(CallToolResult::success(Vec::new())),
+                match self.confirmed_refund(request, derived, true, &ctx, state, responses, &mut ask).await? {
+                    RefundStep::Sent(outcome) => Ok(render::refund(self.origin(), &outcome, derived)),
+                    RefundStep::InCard(result) => Ok(result),
+                    RefundStep::Asked => Ok(CallToolResult::success(Vec::new())),
                 }
             })
             .await;
@@ -352,29 +350,77 @@ fn narrowings(kind: ProviderKind, config: &crate::config::Config) -> Vec<(&'stat
     vec![("create_payment_order", create), ("list_payment_orders", list), ("query_refund_status", refund_query)]
 }
 
+/// Where a refund stands after [`PaymentServer::confirmed_refund`].
+enum RefundStep {
+    /// Sent to the gateway (or answered from the ledger).
+    Sent(crate::payments::RefundOutcome),
+    /// The client was asked for input (2026-07-28): nothing was sent.
+    Asked,
+    /// The payment card asks the human: this result carries the card's token; nothing was sent.
+    InCard(CallToolResult),
+}
+
 impl PaymentServer {
     /// Checks a refund, has a human confirm it when `PAYMENT_CONFIRM_REFUNDS` says so, and sends
-    /// it. `Ok(None)`: the client was asked for input (`ask` holds the request) and nothing was sent.
+    /// it. `card`: whether the calling tool is linked to the pay card (its buttons can confirm).
+    #[allow(clippy::too_many_arguments, reason = "one call site per refund tool, each passing its own context")]
     async fn confirmed_refund(
         &self,
         request: RefundRequest,
+        derived: bool,
+        card: bool,
         ctx: &RequestContext<RoleServer>,
         state: Option<String>,
         responses: Option<rmcp::model::InputResponses>,
         ask: &mut Option<rmcp::model::InputRequiredResult>,
-    ) -> Result<Option<crate::payments::RefundOutcome>, PaymentError> {
+    ) -> Result<RefundStep, PaymentError> {
         let checked = self.payments.check_refund(request, &call_scope(ctx, self.payments.config())).await?;
         if self.payments.config().confirm_refunds {
-            match confirm::refund(ctx, &self.pending_confirmations, checked.request(), state, responses).await {
+            let sandbox = self.payments.is_sandbox();
+            let decision =
+                self.confirmations.refund(ctx, checked.request(), derived, card, sandbox, state, responses).await;
+            match decision {
                 confirm::Decision::Confirmed => {}
                 confirm::Decision::Ask(input) => {
                     *ask = Some(input);
-                    return Ok(None);
+                    return Ok(RefundStep::Asked);
+                }
+                confirm::Decision::InCard { token } => {
+                    return Ok(RefundStep::InCard(render::awaiting_card(self.origin(), checked.request(), &token)));
                 }
                 confirm::Decision::Refused(err) => return Err(err),
             }
         }
-        self.payments.refund(checked).await.map(Some)
+        self.payments.refund(checked).await.map(RefundStep::Sent)
+    }
+
+    /// The card's Confirm or Decline for a refund (the app-only tool): sends the refund its token
+    /// stands for, once, after the same checks as any refund (under the deciding caller's `scope`).
+    async fn card_decision(&self, raw: JsonObject, scope: &Scope) -> CallToolResult {
+        self.guard(true, async {
+            let token = raw.get("token").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let confirm = match raw.get("decision").and_then(serde_json::Value::as_str) {
+                Some("confirm") => true,
+                Some("decline") => false,
+                _ => return Err(args::invalid("`decision` must be `confirm` or `decline`. Nothing was sent.")),
+            };
+            let Some((request, derived)) = self.confirmations.take_card(token) else {
+                return Err(PaymentError::new(
+                    ErrorKind::Refused,
+                    "This confirmation is unknown, already used or expired (PAYMENT_CONFIRM_TIMEOUT_SECONDS), so no refund was sent. Ask for the refund again to get a new card.",
+                ));
+            };
+            if !confirm {
+                return Err(PaymentError::new(
+                    ErrorKind::Refused,
+                    format!("The human declined the refund of ¥{} on order {}, so no refund was sent.", request.amount.to_yuan(), request.order_no),
+                ));
+            }
+            let checked = self.payments.check_refund(request, scope).await?;
+            let outcome = self.payments.refund(checked).await?;
+            Ok(render::refund(self.origin(), &outcome, derived))
+        })
+        .await
     }
 
     /// A server over `payments`, listing only the tools its configuration allows.
@@ -411,8 +457,9 @@ impl PaymentServer {
                 }
             }
         }
+        let confirmations = Arc::new(confirm::Confirmations::new(config.confirm_timeout, true));
         let scope = Arc::new(config.scope());
-        PaymentServer { payments, pending_confirmations: Arc::default(), tool_router: Arc::new(tool_router), scope }
+        PaymentServer { payments, confirmations, tool_router: Arc::new(tool_router), scope }
     }
 
     fn origin(&self) -> Origin {
@@ -469,98 +516,5 @@ fn scrub(result: &mut CallToolResult) {
     }
     if let Some(structured) = result.structured_content.as_mut() {
         crate::redact::scrub_json(structured);
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for PaymentServer {
-    /// Routes a call under its caller's scope: a tool outside it is refused like an unknown one
-    /// (it is not listed either), the scope travels to the tools that check amounts, and the call
-    /// is counted for `/metrics`.
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        mut context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, McpError> {
-        let scope = effective_scope(&self.scope, &context.extensions);
-        let name = request.name.to_string();
-        if self.tool_router.has_route(&name) && !scope.allows(&name) {
-            crate::metrics::call_finished(&name, "error", Some("out_of_scope"), Duration::ZERO);
-            return Err(McpError::invalid_params(
-                format!(
-                    "tool `{name}` is not available to this caller: its credential's scope does not grant it (see tools/list for what it may call)"
-                ),
-                None,
-            ));
-        }
-        let caller = caller_name(&context.extensions);
-        context.extensions.insert::<CallScope>(Arc::new(scope));
-        let money_moving = crate::config::MONEY_MOVING_TOOLS.contains(&name.as_str());
-        let in_flight = crate::metrics::call_started(money_moving);
-        let started = std::time::Instant::now();
-        let response = if money_moving {
-            // A create, refund or close runs to its end in its own task: a client that disconnects
-            // or cancels, or a server shutting down, must not cut it off between the request to
-            // the gateway and the ledger's record of the answer (shutdown waits for these tasks).
-            let this = self.clone();
-            let task = tokio::spawn(async move {
-                let _in_flight = in_flight;
-                this.tool_router.call(ToolCallContext::new(&this, request, context)).await
-            });
-            task.await.unwrap_or_else(|_| Err(McpError::internal_error("the tool call's task failed", None)))
-        } else {
-            let _in_flight = in_flight;
-            self.tool_router.call(ToolCallContext::new(self, request, context)).await
-        };
-        let (outcome, kind) = match &response {
-            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
-                ("error", Some(error_kind(result).unwrap_or("unknown")))
-            }
-            Ok(CallToolResponse::InputRequired(_)) => ("input_required", None),
-            Ok(_) => ("ok", None),
-            Err(_) => ("error", Some("protocol")),
-        };
-        let elapsed = started.elapsed();
-        crate::metrics::call_finished(&name, outcome, kind, elapsed);
-        tracing::info!(
-            target: "payment_mcp::calls",
-            tool = %name,
-            outcome,
-            kind = kind.unwrap_or("-"),
-            ms = elapsed.as_secs_f64() * 1000.0,
-            caller = %caller,
-            "tool call"
-        );
-        response
-    }
-
-    /// The tools the caller's scope allows (every tool the server offers, over stdio).
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        let scope = effective_scope(&self.scope, &context.extensions);
-        let supports_cache_hints = context.protocol_version().is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
-        let mut tools = self.tool_router.list_all();
-        tools.retain(|tool| scope.allows(&tool.name));
-        // A list narrowed by a credential is that caller's: no shared cache may serve it to another.
-        let per_caller = caller(&context.extensions).is_some();
-        let mut result = ListToolsResult::with_all_items(tools);
-        result.result_type = Some(ResultType::COMPLETE);
-        result.ttl_ms = supports_cache_hints.then_some(0);
-        result.cache_scope =
-            supports_cache_hints.then_some(if per_caller { CacheScope::Private } else { CacheScope::Public });
-        Ok(result)
-    }
-
-    fn get_info(&self) -> ServerConfig {
-        let mut instructions = INSTRUCTIONS.to_owned();
-        if self.payments.is_sandbox() {
-            instructions.push_str(SANDBOX_INSTRUCTIONS);
-        }
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("payment-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(instructions)
     }
 }
