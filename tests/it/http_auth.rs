@@ -145,3 +145,43 @@ fn the_token_command_checks_scopes_and_never_lists_secrets() {
     let (ok, _, stderr) = token_cli(&file, &["remove", "nobody"]);
     assert!(!ok && stderr.contains("no token named nobody"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_session_grants_nothing_each_request_runs_under_its_own_token() {
+    let file = temp_tokens_file();
+    let seller = add_token(&file, "seller", "payments:all");
+    let reader = add_token(&file, "reader", "payments:read");
+    let server = HttpServer::start(Start::default().env("PAYMENT_TOKENS_FILE", file.to_str().unwrap())).await;
+    let opened =
+        post_mcp(&server, initialize_body().to_string(), &[("authorization", &format!("Bearer {seller}"))]).await;
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = opened.text().await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}).to_string();
+    let headers = |token: &str| {
+        vec![
+            ("authorization".to_owned(), format!("Bearer {token}")),
+            ("mcp-session-id".to_owned(), session.clone()),
+            ("mcp-protocol-version".to_owned(), "2025-06-18".to_owned()),
+        ]
+    };
+    let listed = |token: String| {
+        let (server, list, h) = (&server, list.clone(), headers(&token));
+        async move {
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = post_mcp(server, list, &h).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = listed(seller.clone()).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("create_payment_order"), "{body}");
+    let (status, body) = listed(reader.clone()).await;
+    assert_eq!(status, 200, "the session is usable with any valid token");
+    assert!(body.contains("query_payment_order") && !body.contains("create_payment_order"), "{body}");
+    let (status, _) = listed("pmcp_forged".into()).await;
+    assert_eq!(status, 401, "but never without one");
+
+    let metrics = server.raw().get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("payment_mcp_http_refusals_total{reason=\"bad_token\"} 1"), "{metrics}");
+}
