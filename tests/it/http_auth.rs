@@ -185,3 +185,28 @@ async fn a_session_grants_nothing_each_request_runs_under_its_own_token() {
     let metrics = server.raw().get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("payment_mcp_http_refusals_total{reason=\"bad_token\"} 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn the_pay_cards_refund_button_needs_the_refund_grant() {
+    let file = temp_tokens_file();
+    let seller = add_token(&file, "seller", "payments:read payments:create");
+    let support = add_token(&file, "support", "payments:read payments:refund");
+    let server = HttpServer::start(
+        Start::default().env("PAYMENT_TOKENS_FILE", file.to_str().unwrap()).env("PAYMENT_CONFIRM_REFUNDS", "true"),
+    )
+    .await;
+    let apps = || crate::support::TestClient { apps: true, ..crate::support::TestClient::default() };
+    let decision = "payment_card_refund_decision";
+    let as_support = server.connect_as(apps(), Some(&support), true).await.unwrap();
+    let names: Vec<String> =
+        as_support.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(names.contains(&decision.to_owned()), "{names:?}");
+    let as_seller = server.connect_as(apps(), Some(&seller), true).await.unwrap();
+    let names: Vec<String> =
+        as_seller.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    assert!(!names.contains(&decision.to_owned()) && names.contains(&"create_payment_order".to_owned()), "{names:?}");
+    let args = json!({"token": "card-forged-0000000000000000", "decision": "confirm"});
+    let params = rmcp::model::CallToolRequestParams::new(decision).with_arguments(args.as_object().cloned().unwrap());
+    let err = as_seller.call_tool(params).await.expect_err("refused before the tool");
+    assert!(err.to_string().contains("not available to this caller"), "{err}");
+}

@@ -132,19 +132,32 @@ impl HttpServer {
     /// Connects rmcp's streamable HTTP client: the 2025 `initialize` handshake (a session), or the
     /// 2026-07-28 `server/discover` lifecycle (stateless) when `modern`.
     pub async fn connect(&self, token: Option<&str>, modern: bool) -> Result<RunningService<RoleClient, ()>, String> {
+        self.connect_as((), token, modern).await
+    }
+
+    /// [`HttpServer::connect`] with a client handler of the test's choosing (its capabilities).
+    pub async fn connect_as<H: rmcp::ClientHandler>(
+        &self,
+        handler: H,
+        token: Option<&str>,
+        modern: bool,
+    ) -> Result<RunningService<RoleClient, H>, String> {
         let mut config = StreamableHttpClientTransportConfig::with_uri(self.mcp_url());
         if let Some(token) = token {
             config = config.auth_header(token.to_owned());
         }
         let transport = StreamableHttpClientTransport::with_client(http_client(), config);
         let connected = if modern {
-            ().serve_with_lifecycle(
-                transport,
-                ClientLifecycleMode::Discover { preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28] },
-            )
-            .await
+            handler
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
         } else {
-            ().serve(transport).await
+            handler.serve(transport).await
         };
         connected.map_err(|e| e.to_string())
     }
