@@ -104,8 +104,7 @@ pub async fn run(cli_addr: Option<String>) -> bool {
     match serve(cli_addr).await {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!("serve: {e}");
-            eprintln!("payment-mcp serve: {e}"); // stdout-ok: this is stderr
+            eprintln!("payment-mcp serve: {e}"); // stdout-ok: this is stderr (whatever PAYMENT_LOG filters)
             false
         }
     }
