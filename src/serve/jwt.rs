@@ -180,7 +180,12 @@ impl JwtVerifierSet {
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_audience(&[&self.settings.audience]);
+        // The same URL with or without a trailing slash is the same resource to a person
+        // configuring an identity provider.
+        let audience = self.settings.audience.as_str();
+        let bare = audience.trim_end_matches('/');
+        let with_slash = format!("{bare}/");
+        validation.set_audience(&[bare, with_slash.as_str()]);
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)?;
