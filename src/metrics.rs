@@ -146,8 +146,8 @@ pub fn http_response(status: u16) {
     *maps().http.entry(status).or_default() += 1;
 }
 
-/// A request refused before it reached a tool: `missing_token`, `bad_token`, `bad_jwt`,
-/// `insufficient_scope`, `rate_limited`, `draining`.
+/// A request refused before it reached a tool: `missing_token`, `bad_token`,
+/// `insufficient_scope`, `rate_limited`, `draining`, `keys_unavailable`.
 pub fn auth_refused(reason: &'static str) {
     *maps().auth_refusals.entry(reason).or_default() += 1;
 }

@@ -12,7 +12,9 @@
 //!   credential was sent), as RFC 6750 and the MCP authorization spec describe;
 //! - a credential whose scope grants no tool: 403 `insufficient_scope`;
 //! - over the rate limit: 429 with `Retry-After`;
-//! - while shutting down: 503, so a load balancer retries on another instance.
+//! - while shutting down: 503, so a load balancer retries on another instance;
+//! - the issuer's key set cannot be fetched (and none is cached): 503 with `Retry-After`, since
+//!   the token may well be valid.
 //!
 //! With no credentials configured (allowed on a loopback address only, see `mod.rs`), requests pass
 //! as the server itself, under the server's own scope.
@@ -59,6 +61,8 @@ enum Refusal {
     Invalid(String),
     NoTools(String),
     RateLimited(std::time::Duration),
+    /// The issuer's key set cannot be fetched: not the client's fault, so not a 401.
+    KeysUnavailable(String),
 }
 
 /// The middleware in front of `/mcp`.
@@ -116,6 +120,10 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refus
     };
     match jwt.verify(token).await {
         Ok(verified) => granting(Caller { name: format!("oauth:{}", verified.subject), scope: verified.scope }),
+        Err(e @ super::jwt::JwtError::KeySet(_)) => {
+            tracing::error!("cannot check OAuth access tokens: {e}");
+            Err(Refusal::KeysUnavailable(e.to_string()))
+        }
         Err(e) => {
             tracing::info!(target: "payment_mcp::serve::access", "access token refused: {e}");
             Err(Refusal::Invalid(e.to_string()))
@@ -160,6 +168,16 @@ fn refuse(state: &AppState, refusal: Refusal) -> Response {
             let extra = format!(", error=\"insufficient_scope\", scope=\"{grants}\"");
             let why = format!("the credential of {who} grants no tool of this server; its scope needs one of {grants}");
             (StatusCode::FORBIDDEN, "insufficient_scope", "insufficient_scope", why, extra)
+        }
+        Refusal::KeysUnavailable(why) => {
+            crate::metrics::auth_refused("keys_unavailable");
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "temporarily_unavailable", "error_description": why})),
+            )
+                .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
         }
         Refusal::RateLimited(wait) => {
             crate::metrics::auth_refused("rate_limited");

@@ -162,3 +162,20 @@ async fn access_tokens_are_checked_against_the_issuers_keys_audience_and_lifetim
     assert!(tool_names(&client).await.contains(&"create_payment_order".to_owned()));
     assert!(jwks.fetches.load(Ordering::SeqCst) > fetched, "the key set was fetched again");
 }
+
+#[tokio::test]
+async fn an_unreachable_key_set_is_a_503_not_a_bad_token() {
+    // A loopback port nobody listens on: the issuer's jwks_uri is down.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let server = HttpServer::start(
+        Start::default()
+            .env("PAYMENT_OAUTH_ISSUER", ISSUER)
+            .env("PAYMENT_OAUTH_JWKS_URL", &format!("http://{closed}/jwks.json")),
+    )
+    .await;
+    let token = sign(&key("test_issuer_key_a.pem"), "key-a", &claims(&server.mcp_url(), "payments:read"));
+    let r = post_mcp(&server, initialize_body().to_string(), &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert!(r.text().await.unwrap().contains("key set could not be fetched"));
+}
