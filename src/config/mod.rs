@@ -100,7 +100,7 @@ impl ProviderSettings {
 }
 
 /// Where the order ledger lives (`PAYMENT_LEDGER`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum LedgerSetting {
     /// The platform's per-user data directory.
     Default,
@@ -108,6 +108,43 @@ pub enum LedgerSetting {
     Off,
     /// This file.
     Path(std::path::PathBuf),
+    /// A PostgreSQL server (`postgres://…` or `postgresql://…`), shared by several instances. The
+    /// URL may hold a password, so it is a secret: registered for scrubbing, never printed.
+    Postgres(SecretString),
+}
+
+impl PartialEq for LedgerSetting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LedgerSetting::Default, LedgerSetting::Default) | (LedgerSetting::Off, LedgerSetting::Off) => true,
+            (LedgerSetting::Path(a), LedgerSetting::Path(b)) => a == b,
+            (LedgerSetting::Postgres(a), LedgerSetting::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LedgerSetting {}
+
+/// Whether `PAYMENT_LEDGER` names a PostgreSQL server rather than a file.
+fn is_postgres_url(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// A PostgreSQL URL as a secret: the whole URL and its password are scrubbed from everything
+/// that leaves the process.
+fn postgres_setting(url: &str) -> LedgerSetting {
+    crate::redact::register(url);
+    if let Some(password) = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()))
+    {
+        crate::redact::register(&password);
+        // The URL form percent-encodes it; the scrubber matches decoded text, so both are covered.
+    }
+    LedgerSetting::Postgres(url.to_owned().into())
 }
 
 /// The validated configuration. Fields hold safe defaults when their variable was bad; the
@@ -205,6 +242,7 @@ impl Config {
         let ledger = match get("PAYMENT_LEDGER") {
             None => LedgerSetting::Default,
             Some(v) if v.eq_ignore_ascii_case("off") => LedgerSetting::Off,
+            Some(v) if is_postgres_url(&v) => postgres_setting(&v),
             Some(v) => LedgerSetting::Path(v.into()),
         };
 

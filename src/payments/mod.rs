@@ -26,14 +26,14 @@ pub use create::CreateOutcome;
 pub use refund::{CheckedRefund, RefundOutcome};
 pub use wait::{POLL_INTERVAL, WaitProgress};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, ExposeSecret, LedgerSetting, ProviderSettings};
 use crate::error::{ErrorKind, PaymentError};
-use crate::ledger::{Account, Begin, Ledger, LedgerError};
+use crate::ledger::{Account, Begin, Ledger, LedgerError, Wakes};
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
     Gateway, ListQuery, MerchantInfo, Notification, OrderPage, OrderRef, OrderStatus, OrderSummary, ProviderKind,
@@ -46,8 +46,11 @@ pub struct Payments {
     config: Config,
     gateway: OnceCell<Result<Arc<dyn Gateway>, PaymentError>>,
     sandbox: OnceCell<Option<sandbox::SandboxGateway>>,
-    ledger: OnceLock<Result<Arc<Ledger>, PaymentError>>,
+    ledger: OnceCell<Result<Arc<Ledger>, PaymentError>>,
     account: Account,
+    /// Where notifications wake the waits of this process (and, on PostgreSQL, where wakes from
+    /// other instances arrive).
+    wakes: Wakes,
 }
 
 /// A ledger failure before anything was sent: a `config` error naming `PAYMENT_LEDGER`.
@@ -57,8 +60,8 @@ fn ledger_failed(what: &str) -> PaymentError {
 }
 
 /// A ledger failure after a request was sent: logged, never allowed to hide the gateway's answer.
-fn logged<T>(result: Result<T, LedgerError>) {
-    if let Err(e) = result {
+async fn logged<T>(write: impl std::future::Future<Output = Result<T, LedgerError>>) {
+    if let Err(e) = write.await {
         tracing::error!("could not record the outcome in the order ledger: {e}");
     }
 }
@@ -138,15 +141,26 @@ impl Payments {
             ProviderSettings::Sandbox => Account::new("sandbox", "", ""),
             ProviderSettings::Unconfigured => Account::new("unconfigured", "", ""),
         };
-        Payments { config, gateway: OnceCell::new(), sandbox: OnceCell::new(), ledger: OnceLock::new(), account }
+        Payments {
+            config,
+            gateway: OnceCell::new(),
+            sandbox: OnceCell::new(),
+            ledger: OnceCell::new(),
+            account,
+            wakes: Wakes::new(),
+        }
     }
 
     /// The service for `config` over a given gateway and ledger, instead of the ones the
     /// configuration names (the configuration still supplies guardrails, timeouts and the account).
+    /// On PostgreSQL, the ledger's wake hub becomes this service's, so wakes from other
+    /// instances reach its waits.
     pub fn with_gateway(config: Config, gateway: Arc<dyn Gateway>, ledger: Arc<Ledger>) -> Payments {
+        let wakes = ledger.wakes().cloned().unwrap_or_default();
         Payments {
             gateway: OnceCell::new_with(Some(Ok(gateway))),
-            ledger: OnceLock::from(Ok(ledger)),
+            ledger: OnceCell::new_with(Some(Ok(ledger))),
+            wakes,
             ..Payments::new(config)
         }
     }
@@ -156,12 +170,13 @@ impl Payments {
     ///
     /// # Errors
     /// A `config` error naming `PAYMENT_LEDGER` when the ledger cannot be opened.
-    pub fn ledger(&self) -> Result<Arc<Ledger>, PaymentError> {
+    pub async fn ledger(&self) -> Result<Arc<Ledger>, PaymentError> {
         self.ledger
-            .get_or_init(|| {
+            .get_or_init(|| async {
                 let opened = match (&self.config.ledger, self.is_sandbox()) {
                     (LedgerSetting::Off, _) | (LedgerSetting::Default, true) => Ledger::in_memory(),
                     (LedgerSetting::Path(path), _) => Ledger::open(path),
+                    (LedgerSetting::Postgres(url), _) => Ledger::postgres(url.expose_secret(), self.wakes.clone()).await,
                     (LedgerSetting::Default, false) => match Ledger::default_path() {
                         Some(path) => Ledger::open(&path),
                         None => Err(LedgerError("this platform has no per-user data directory".into())),
@@ -176,6 +191,7 @@ impl Payments {
                     .with_code("PAYMENT_LEDGER")
                 })
             })
+            .await
             .clone()
     }
 
@@ -289,15 +305,16 @@ impl Payments {
     /// process's lease (`record` is the ledger's begin step for the kind), and turns what the
     /// ledger found into the next step. A call in flight elsewhere is `outcome_unknown` and a
     /// number used for another request is refused (`conflict`), both before anything is sent.
-    fn begin<R>(
+    async fn begin<R>(
         &self,
         intent: Intent,
         no: &str,
-        record: impl FnOnce(&Ledger, &Account, Duration) -> Result<Begin<R>, LedgerError>,
+        record: impl AsyncFnOnce(&Ledger, &Account, Duration) -> Result<Begin<R>, LedgerError>,
         conflict: impl FnOnce(R) -> PaymentError,
     ) -> Result<(Arc<Ledger>, Start<R>), PaymentError> {
-        let ledger = self.ledger()?;
+        let ledger = self.ledger().await?;
         let begin = record(&ledger, &self.account, self.lease())
+            .await
             .map_err(|e| ledger_failed(&format!("could not record this {} ({e}); nothing was sent", intent.noun())))?;
         let start = match begin {
             Begin::New => Start::First,
@@ -312,11 +329,15 @@ impl Payments {
     /// A `not_found` for an `order_no` the ledger knows as the merchant order number of an order
     /// this server created: says so, and gives the platform number to call `tool` with instead.
     /// Any other error is returned as it is.
-    fn merchant_number_hint(&self, order_no: &str, tool: &str, err: PaymentError) -> PaymentError {
+    async fn merchant_number_hint(&self, order_no: &str, tool: &str, err: PaymentError) -> PaymentError {
         if err.kind != ErrorKind::NotFound {
             return err;
         }
-        let Some(row) = self.ledger().ok().and_then(|l| l.order(&self.account, order_no).ok().flatten()) else {
+        let row = match self.ledger().await {
+            Ok(ledger) => ledger.order(&self.account, order_no).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(row) = row else {
             return err;
         };
         if row.platform_order_no.as_deref() == Some(order_no) {
@@ -346,10 +367,10 @@ impl Payments {
     pub async fn query(&self, mut order: OrderRef) -> Result<OrderStatus, PaymentError> {
         let gateway = self.gateway(false).await?;
         // Read-only calls work without a ledger; they just cannot fill in order_time.
-        let ledger = self.ledger().ok();
+        let ledger = self.ledger().await.ok();
         let recorded = match (&order, &ledger) {
             (OrderRef::Merchant { merchant_order_no, .. }, Some(ledger)) => {
-                ledger.order(&self.account, merchant_order_no).ok().flatten()
+                ledger.order(&self.account, merchant_order_no).await.ok().flatten()
             }
             _ => None,
         };
@@ -381,7 +402,7 @@ impl Payments {
             OrderRef::Platform(_) => None,
         });
         if let (Some(ledger), Some(no)) = (ledger, merchant_no) {
-            logged(ledger.note_order_state(&self.account, &no, &status));
+            logged(ledger.note_order_state(&self.account, &no, &status)).await;
         }
         Ok(status)
     }
@@ -406,11 +427,12 @@ impl Payments {
                 "This provider's orders are listed from this server's order ledger, which has no pay type (the LFWin cashier lets the payer choose); leave pay_type out. Nothing was sent.",
             ));
         }
-        let ledger = self.ledger()?;
+        let ledger = self.ledger().await?;
         let from = query.start_time.as_deref().and_then(china_time_to_unix);
         let to = query.end_time.as_deref().and_then(china_time_to_unix);
         let (total, rows) = ledger
             .list_orders(&self.account, query.state, from, to, query.page, query.limit)
+            .await
             .map_err(|e| ledger_failed(&format!("could not be read ({e})")))?;
         let mut orders: Vec<OrderSummary> = rows
             .into_iter()
