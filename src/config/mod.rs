@@ -99,6 +99,10 @@ impl ProviderSettings {
     }
 }
 
+/// How often `wait_for_payment` queries an order when `PAYMENT_POLL_INTERVAL_MS` is unset: LFWin
+/// advises about every 2 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Where the order ledger lives (`PAYMENT_LEDGER`).
 #[derive(Debug, Clone)]
 pub enum LedgerSetting {
@@ -167,6 +171,13 @@ pub struct Config {
     pub confirm_refunds: bool,
     /// How long the sandbox takes to settle a refund (`PAYMENT_SANDBOX_REFUND_DELAY_MS`, default 3 s).
     pub sandbox_refund_delay: Duration,
+    /// How often `wait_for_payment` queries an order (`PAYMENT_POLL_INTERVAL_MS`, default 2 s).
+    /// A verified notification wakes a wait at once whatever this is, so with notifications set
+    /// up it can be long.
+    pub poll_interval: Duration,
+    /// Where the stdio server listens for the gateway's payment notifications
+    /// (`PAYMENT_NOTIFY_ADDR`, e.g. `127.0.0.1:8787`); `None`: it does not.
+    pub notify_addr: Option<std::net::SocketAddr>,
     pub ledger: LedgerSetting,
     pub problems: Vec<Problem>,
 }
@@ -239,6 +250,33 @@ impl Config {
             }
         };
 
+        let poll_interval = match get("PAYMENT_POLL_INTERVAL_MS").map(|v| v.parse::<u64>()) {
+            None => DEFAULT_POLL_INTERVAL,
+            Some(Ok(ms @ 200..=3_600_000)) => Duration::from_millis(ms),
+            Some(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_POLL_INTERVAL_MS",
+                    message: "PAYMENT_POLL_INTERVAL_MS must be milliseconds from 200 to 3600000 (default 2000), or unset".into(),
+                    money_moving_only: false,
+                });
+                DEFAULT_POLL_INTERVAL
+            }
+        };
+
+        let notify_addr = get("PAYMENT_NOTIFY_ADDR").and_then(|raw| match raw.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_NOTIFY_ADDR",
+                    message: format!(
+                        "PAYMENT_NOTIFY_ADDR is `{raw}`; set it to the IP address and port to receive payment notifications on, such as 127.0.0.1:8787, or unset it"
+                    ),
+                    money_moving_only: false,
+                });
+                None
+            }
+        });
+
         let ledger = match get("PAYMENT_LEDGER") {
             None => LedgerSetting::Default,
             Some(v) if v.eq_ignore_ascii_case("off") => LedgerSetting::Off,
@@ -269,6 +307,8 @@ impl Config {
             max_order,
             confirm_refunds,
             sandbox_refund_delay,
+            poll_interval,
+            notify_addr,
             ledger,
             problems,
         }

@@ -33,8 +33,8 @@
 //! - `list.rs`: the order list for gateways without a list API;
 //! - `wake.rs`: the wake signals and their in-process hub;
 //! - `files.rs`: a private directory and file on disk;
-//! - `tests.rs`: the behaviour tests, run against both backends; `sqlite_tests.rs`: files on disk
-//!   and files written by earlier versions.
+//! - `tests.rs`: the behaviour tests, run against both backends (`testing.rs` gives each test a
+//!   fresh store); `sqlite_tests.rs`: files on disk and files written by earlier versions.
 
 mod files;
 mod list;
@@ -425,6 +425,8 @@ impl Ledger {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

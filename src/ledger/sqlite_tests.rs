@@ -1,6 +1,13 @@
-//! The ledger's own tests: recording, the shared begin step and its lease, listing, the files on
-//! disk, and files written by earlier versions.
+//! The SQLite backend's own tests: the file on disk (permissions, directories, corruption, many
+//! processes opening a new file at once) and files written by earlier versions, migrated forward.
+//! What a ledger does is tested on both backends in `tests.rs`.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+
+use super::migrations::{MIGRATIONS, latest};
 use super::*;
 use crate::provider::PaymentState;
 
@@ -20,25 +27,16 @@ fn created<'a>(platform_order_no: Option<&'a str>, pay_url: Option<&'a str>, raw
     OrderUpdate { platform_order_no, pay_url, raw_status: raw, ..OrderUpdate::stage(OrderStage::Created) }
 }
 
-/// Makes every intent's lease run out, as if its sender had died long ago.
-fn expire_leases(l: &Ledger) {
-    l.lock()
-        .execute_batch(
-            "UPDATE orders SET updated_at = 0, lease_until_ms = 0; UPDATE refunds SET updated_at = 0, lease_until_ms = 0;",
-        )
-        .unwrap();
-}
-
 #[test]
 fn an_order_is_remembered_across_reopening() {
     let path = temp_path("reopen");
     let a = account();
     {
-        let l = Ledger::open(&path).unwrap();
+        let l = SqliteLedger::open(&path).unwrap();
         assert_eq!(l.begin_order(&a, "M1", Fen(1230), 1_700_000_000, LEASE).unwrap(), Begin::New);
         l.finish_order(&a, "M1", created(Some("P1"), Some("https://pay/1"), Some("10000"))).unwrap();
     }
-    let l = Ledger::open(&path).unwrap();
+    let l = SqliteLedger::open(&path).unwrap();
     let Begin::Conflict(row) = l.begin_order(&a, "M1", Fen(999), 1, LEASE).unwrap() else { panic!("earlier") };
     assert_eq!((row.amount, row.order_time, row.stage), (Fen(1230), 1_700_000_000, OrderStage::Created));
     assert_eq!(row.platform_order_no.as_deref(), Some("P1"));
@@ -52,110 +50,11 @@ fn an_order_is_remembered_across_reopening() {
 }
 
 #[test]
-fn refused_intents_are_forgotten_but_created_orders_are_not() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    l.begin_order(&a, "M2", Fen(1), 1, LEASE).unwrap();
-    l.forget_order(&a, "M2").unwrap();
-    assert_eq!(l.order(&a, "M2").unwrap(), None);
-    l.begin_order(&a, "M3", Fen(1), 1, LEASE).unwrap();
-    l.finish_order(&a, "M3", OrderUpdate::stage(OrderStage::Created)).unwrap();
-    l.forget_order(&a, "M3").unwrap();
-    assert!(l.order(&a, "M3").unwrap().is_some());
-    l.begin_order(&a, "M4", Fen(1), 1, LEASE).unwrap();
-    l.finish_order(&a, "M4", OrderUpdate::stage(OrderStage::Unknown)).unwrap();
-    l.forget_order(&a, "M4").unwrap();
-    assert!(l.order(&a, "M4").unwrap().is_some(), "an order whose outcome is unknown is never forgotten");
-}
-
-#[test]
-fn refunds_are_recorded_once_per_number() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    assert_eq!(l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap(), Begin::New);
-    assert!(matches!(l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap(), Begin::InFlight(_)));
-    let accepted = RefundUpdate {
-        refund_no: Some("R1"),
-        raw_status: Some("4001"),
-        state: Some(RefundState::Processing),
-        ..RefundUpdate::stage(RefundStage::Accepted)
-    };
-    l.finish_refund(&a, "RF1", accepted).unwrap();
-    l.note_refund_state(&a, "RF1", RefundState::Refunded).unwrap();
-    let Begin::Earlier(row) = l.begin_refund(&a, "RF1", "P1", Fen(100), LEASE).unwrap() else { panic!("earlier") };
-    assert_eq!((row.stage, row.refund_no.as_deref()), (RefundStage::Accepted, Some("R1")));
-    assert_eq!(row.last_state, Some(RefundState::Refunded));
-}
-
-#[test]
-fn listing_pages_newest_first_with_filters() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    for i in 0..5i64 {
-        l.begin_order(&a, &format!("L{i}"), Fen(100 + i as u64), 1_700_000_000 + i, LEASE).unwrap();
-        l.finish_order(&a, &format!("L{i}"), created(Some(&format!("P{i}")), None, None)).unwrap();
-    }
-    l.note_order_state(&a, "L1", PaymentState::Paid).unwrap();
-    let (total, page) = l.list_orders(&a, None, None, None, 1, 2).unwrap();
-    assert_eq!(total, 5);
-    assert_eq!(page.iter().map(|o| o.merchant_order_no.as_str()).collect::<Vec<_>>(), ["L4", "L3"]);
-    let (total, paid) = l.list_orders(&a, Some(PaymentState::Paid), None, None, 1, 10).unwrap();
-    assert_eq!((total, paid[0].merchant_order_no.as_str()), (1, "L1"));
-    let (total, _) = l.list_orders(&a, Some(PaymentState::Pending), Some(1_700_000_002), None, 1, 10).unwrap();
-    assert_eq!(total, 3);
-}
-
-#[test]
-fn an_intent_in_flight_blocks_a_repeat_until_its_lease_runs_out() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    assert_eq!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::New);
-    assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
-    // The sender died holding the intent: after the lease, one repeat takes it over, and a
-    // third call sees the repeat's fresh intent.
-    expire_leases(&l);
-    let Begin::Retry(row) = l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap() else {
-        panic!("a stale intent is taken over")
-    };
-    assert_eq!(row.stage, OrderStage::Intent);
-    assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
-    // An unknown outcome is taken over at once by the same request; never by a different one.
-    l.finish_order(&a, "F1", OrderUpdate::stage(OrderStage::Unknown)).unwrap();
-    let Begin::Conflict(row) = l.begin_order(&a, "F1", Fen(999), 1, LEASE).unwrap() else { panic!("earlier") };
-    assert_eq!((row.stage, row.amount), (OrderStage::Unknown, Fen(100)), "a different amount changes nothing");
-    let Begin::Retry(row) = l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap() else { panic!("earlier") };
-    assert_eq!(row.stage, OrderStage::Unknown);
-    assert!(matches!(l.begin_order(&a, "F1", Fen(100), 1, LEASE).unwrap(), Begin::InFlight(_)));
-}
-
-#[test]
-fn a_refund_number_on_another_order_or_amount_is_a_conflict_that_changes_nothing() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    l.begin_refund(&a, "RF2", "P1", Fen(100), LEASE).unwrap();
-    l.finish_refund(&a, "RF2", RefundUpdate::stage(RefundStage::Unknown)).unwrap();
-    assert!(matches!(l.begin_refund(&a, "RF2", "P2", Fen(100), LEASE).unwrap(), Begin::Conflict(_)));
-    assert!(matches!(l.begin_refund(&a, "RF2", "P1", Fen(101), LEASE).unwrap(), Begin::Conflict(_)));
-    let Begin::Retry(row) = l.begin_refund(&a, "RF2", "P1", Fen(100), LEASE).unwrap() else { panic!("retry") };
-    assert_eq!(row.stage, RefundStage::Unknown);
-}
-
-#[test]
 fn a_corrupt_file_is_an_error_not_a_panic() {
     let path = temp_path("corrupt");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"this is not a sqlite database, not at all, no").unwrap();
-    assert!(Ledger::open(&path).is_err());
-}
-
-#[test]
-fn an_unrecognised_outcome_is_an_error_not_a_guess() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    l.begin_order(&a, "X1", Fen(1), 1, LEASE).unwrap();
-    l.lock().execute("UPDATE orders SET outcome = 'teleported'", []).unwrap();
-    assert!(l.order(&a, "X1").is_err());
-    assert!(l.begin_order(&a, "X1", Fen(1), 1, LEASE).is_err());
+    assert!(SqliteLedger::open(&path).is_err());
 }
 
 #[test]
@@ -169,7 +68,7 @@ fn the_fingerprint_never_contains_the_key() {
 fn write_schema_1_file(path: &Path, a: &Account) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let conn = Connection::open(path).unwrap();
-    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.execute_batch(MIGRATIONS[0].sqlite).unwrap();
     conn.execute_batch("PRAGMA user_version = 1").unwrap();
     let order = "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time, outcome,
         platform_order_no, pay_url, qr_content, charged_fen, raw_status, last_state, created_at, updated_at)
@@ -195,9 +94,15 @@ fn a_ledger_written_with_schema_1_words_still_reads_and_works() {
     let path = temp_path("schema-1");
     let a = account();
     write_schema_1_file(&path, &a);
-    let l = Ledger::open(&path).unwrap();
+    let l = SqliteLedger::open(&path).unwrap();
     let version: i64 = l.lock().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version as usize, MIGRATIONS.len(), "migrated forward");
+    assert_eq!(version, latest(), "migrated forward");
+    let recorded: Vec<i64> = {
+        let conn = l.lock();
+        let mut stmt = conn.prepare("SELECT version FROM schema_migrations ORDER BY version").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(recorded, (1..=latest()).collect::<Vec<_>>(), "every version recorded, version 1 from user_version");
 
     let row = l.order(&a, "OLD-CREATED").unwrap().unwrap();
     assert_eq!((row.stage, row.last_state, row.amount), (OrderStage::Created, Some(PaymentState::Paid), Fen(500)));
@@ -220,7 +125,7 @@ fn a_ledger_written_with_schema_1_words_still_reads_and_works() {
 
     // What this version writes is read back as the same words.
     l.finish_order(&a, "OLD-UNKNOWN", created(Some("P-OLD-2"), Some("https://pay/old-2"), None)).unwrap();
-    l.note_order_state(&a, "OLD-UNKNOWN", PaymentState::Pending).unwrap();
+    l.note_order_state(&a, "OLD-UNKNOWN", PaymentState::Pending.into()).unwrap();
     let words: (String, String) = l
         .lock()
         .query_row("SELECT outcome, last_state FROM orders WHERE merchant_order_no = 'OLD-UNKNOWN'", [], |r| {
@@ -228,28 +133,12 @@ fn a_ledger_written_with_schema_1_words_still_reads_and_works() {
         })
         .unwrap();
     assert_eq!(words, ("created".to_owned(), "pending".to_owned()));
-    let (total, listed) = l.list_orders(&a, Some(PaymentState::Paid), None, None, 1, 10).unwrap();
+    let filter = list::Filter { state: Some(PaymentState::Paid), from: None, to: None, page: 1, limit: 10 };
+    let (total, listed) = l.list_orders(&a, &filter).unwrap();
     assert_eq!(
         (total, listed[0].merchant_order_no.as_str(), listed[0].state()),
         (1, "OLD-CREATED", PaymentState::Paid)
     );
-}
-
-/// Item 10 (issue 12): the lease belongs to the intent. A second process whose own lease is
-/// shorter (a shorter PAYMENT_REQUEST_TIMEOUT_MS) must still see the first one's intent in flight.
-#[test]
-fn an_intent_keeps_the_lease_its_sender_recorded() {
-    let path = temp_path("lease");
-    let a = account();
-    let first = Ledger::open(&path).unwrap();
-    let second = Ledger::open(&path).unwrap();
-    assert_eq!(first.begin_order(&a, "L1", Fen(100), 1, LEASE).unwrap(), Begin::New);
-    assert!(matches!(second.begin_order(&a, "L1", Fen(100), 1, Duration::ZERO).unwrap(), Begin::InFlight(_)));
-    assert_eq!(first.begin_refund(&a, "LRF1", "P1", Fen(100), LEASE).unwrap(), Begin::New);
-    assert!(matches!(second.begin_refund(&a, "LRF1", "P1", Fen(100), Duration::ZERO).unwrap(), Begin::InFlight(_)));
-    // And a long lease asked by the retry does not stretch a short one that ran out.
-    assert_eq!(first.begin_order(&a, "L2", Fen(100), 1, Duration::ZERO).unwrap(), Begin::New);
-    assert!(matches!(second.begin_order(&a, "L2", Fen(100), 1, LEASE).unwrap(), Begin::Retry(_)));
 }
 
 #[cfg(unix)]
@@ -267,12 +156,12 @@ fn a_loose_ledger_directory_this_user_owns_is_made_private() {
     let dir = path.parent().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    Ledger::open(&path).unwrap();
+    SqliteLedger::open(&path).unwrap();
     assert_eq!((mode(dir), mode(&path)), (0o700, 0o600));
     // A directory others can only read is used as it is (it may be the user's own folder).
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    Ledger::open(&path).unwrap();
+    SqliteLedger::open(&path).unwrap();
     assert_eq!((mode(dir), mode(&path)), (0o755, 0o600));
 }
 
@@ -286,7 +175,7 @@ fn a_loose_ledger_directory_that_cannot_be_made_private_is_refused() {
     let dir = path.parent().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let Err(e) = Ledger::open(&path) else { panic!("a shared directory is refused") };
+    let Err(e) = SqliteLedger::open(&path) else { panic!("a shared directory is refused") };
     assert!(e.0.contains(&*dir.to_string_lossy()) && e.0.contains("other users"), "{e}");
     assert!(!path.exists());
     assert_eq!(mode(dir), 0o1777, "left as it is");
@@ -294,27 +183,11 @@ fn a_loose_ledger_directory_that_cannot_be_made_private_is_refused() {
     if std::fs::metadata(dir).unwrap().uid() == 0 {
         std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let Err(e) = Ledger::open(&path) else { panic!("a foreign directory is refused") };
+        let Err(e) = SqliteLedger::open(&path) else { panic!("a foreign directory is refused") };
         assert!(e.0.contains("owned by another user"), "{e}");
         assert!(!path.exists());
         assert_eq!(mode(dir), 0o777);
     }
-}
-
-/// Item 20 (issue 12): the payment time a query saw is kept and listed.
-#[test]
-fn a_payment_time_seen_by_a_query_is_listed() {
-    let l = Ledger::in_memory().unwrap();
-    let a = account();
-    l.begin_order(&a, "T1", Fen(100), 1_700_000_000, LEASE).unwrap();
-    l.finish_order(&a, "T1", OrderUpdate::stage(OrderStage::Unknown)).unwrap();
-    let seen = OrderSeen { state: PaymentState::Paid, platform_order_no: Some("P-T1"), paid_at: Some(1_700_000_100) };
-    l.note_order_state(&a, "T1", seen).unwrap();
-    // A later query that says nothing of the time keeps it.
-    l.note_order_state(&a, "T1", PaymentState::Paid).unwrap();
-    let (_, listed) = l.list_orders(&a, None, None, None, 1, 10).unwrap();
-    assert_eq!((listed[0].paid_at, listed[0].platform_order_no.as_deref()), (Some(1_700_000_100), Some("P-T1")));
-    assert!(l.order(&a, "T1").unwrap().unwrap().known_to_exist());
 }
 
 /// Several processes (MCP clients start one per window) opening one new ledger at the same moment
@@ -330,7 +203,7 @@ fn many_connections_opening_one_new_ledger_at_once_all_succeed() {
                 let (path, barrier) = (path.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    Ledger::open(&path).map(|_| ())
+                    SqliteLedger::open(&path).map(|_| ())
                 })
             })
             .collect();
@@ -339,4 +212,61 @@ fn many_connections_opening_one_new_ledger_at_once_all_succeed() {
             assert!(result.is_ok(), "round {round}: {result:?}");
         }
     }
+}
+
+/// A file exactly as the previous release left it (schema 3 by `user_version`, no
+/// `schema_migrations` table) is carried forward: versions 1-3 recorded from `user_version`,
+/// version 4 run once, every row still read, and opening it again changes nothing.
+#[test]
+fn a_schema_3_file_from_the_previous_release_upgrades_cleanly() {
+    let path = temp_path("schema-3");
+    let a = account();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        for m in MIGRATIONS.iter().take(3) {
+            conn.execute_batch(m.sqlite).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        conn.execute(
+            "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time, outcome, platform_order_no,
+                last_state, paid_at, created_at, updated_at, lease_until_ms)
+             VALUES (?1, ?2, 'V3-PAID', 900, 1700000000, 'created', 'P-V3', 'pending', NULL, 1700000000, 1700000000, NULL)",
+            params![a.provider, a.merchant],
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        let l = SqliteLedger::open(&path).unwrap();
+        let (version, recorded): (i64, Vec<(i64, i64)>) = {
+            let conn = l.lock();
+            let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            let mut stmt = conn.prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version").unwrap();
+            (version, stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap())
+        };
+        assert_eq!(version, 4);
+        assert_eq!(recorded.iter().map(|(v, _)| *v).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert!(recorded[..3].iter().all(|(_, at)| *at == 0), "versions 1-3 were found, not run: {recorded:?}");
+        assert!(recorded[3].1 > 0, "version 4 ran now");
+        let row = l.order(&a, "V3-PAID").unwrap().unwrap();
+        assert_eq!((row.amount, row.platform_order_no.as_deref()), (Fen(900), Some("P-V3")));
+    }
+    // The new column works on the upgraded file.
+    let l = SqliteLedger::open(&path).unwrap();
+    let paid = Notified { state: PaymentState::Paid, merchant_order_no: Some("V3-PAID"), platform_order_no: None };
+    assert!(l.note_notification(&a, paid).unwrap());
+    let notified: Option<i64> =
+        l.lock().query_row("SELECT notified_at FROM orders WHERE merchant_order_no = 'V3-PAID'", [], |r| r.get(0)).unwrap();
+    assert!(notified.is_some_and(|t| t > 1_700_000_000));
+}
+
+/// A file whose `user_version` is beyond this build (written by a newer payment-mcp before it
+/// had a `schema_migrations` row for it) is refused too.
+#[test]
+fn a_file_with_a_newer_user_version_is_refused() {
+    let path = temp_path("newer");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 42").unwrap();
+    let Err(e) = SqliteLedger::open(&path) else { panic!("refused") };
+    assert!(e.0.contains("newer payment-mcp"), "{e}");
 }

@@ -9,7 +9,9 @@
 //! - `create.rs`: the create state machine (`create_payment_order`);
 //! - `refund.rs`: the refund state machine (`refund_payment_order`) and refund queries;
 //! - `wait.rs`: the polling loop of `wait_for_payment`;
-//! - `close.rs`: closing an unpaid order (`close_payment_order`).
+//! - `close.rs`: closing an unpaid order (`close_payment_order`);
+//! - `notified.rs`: payment notifications received on the notify URL (verified, recorded once,
+//!   waking the waits on their order).
 //!
 //! Arguments arrive validated (see `tools::args`); results leave as domain types that
 //! `tools::render` turns into MCP content. [`Payments::new`] builds its gateway client on first use,
@@ -18,11 +20,13 @@
 
 mod close;
 mod create;
+mod notified;
 mod refund;
 mod wait;
 
 pub use close::CloseOutcome;
 pub use create::CreateOutcome;
+pub use notified::Received;
 pub use refund::{CheckedRefund, RefundOutcome};
 pub use wait::{POLL_INTERVAL, WaitProgress};
 

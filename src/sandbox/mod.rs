@@ -23,7 +23,7 @@
 //! with `tracing`.
 
 mod alipay;
-mod http;
+pub(crate) mod http;
 mod page;
 mod routes;
 mod state;

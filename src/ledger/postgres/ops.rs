@@ -289,3 +289,20 @@ impl PgLedger {
         self.query("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &payload]).await.map(drop)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test helpers")]
+impl PgLedger {
+    /// Runs `sql` as it is, on a connection of the pool.
+    pub async fn execute_raw(&self, sql: &str) {
+        let mut pooled = self.pool.get().await.unwrap();
+        pooled.conn().unwrap().client.batch_execute(sql).await.unwrap();
+        pooled.release();
+    }
+
+    /// The versions `schema_migrations` records.
+    pub async fn recorded_migrations(&self) -> Vec<i64> {
+        let rows = self.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+}
