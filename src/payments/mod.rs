@@ -199,6 +199,11 @@ impl Payments {
             .clone()
     }
 
+    /// The merchant account the ledger files this service's rows under.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

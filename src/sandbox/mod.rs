@@ -396,6 +396,17 @@ impl SandboxGateway {
         self.shared.lock().request_total
     }
 
+    /// The signed payment notification this gateway would post for an order now (its form
+    /// fields, `sign` included), in its wire's format; `None` for an unknown order. Tests post it
+    /// themselves, repeat it, or tamper with it.
+    pub fn notification_for(&self, order_no: &str) -> Option<Vec<(String, String)>> {
+        let order = self.shared.lock().find(order_no)?.clone();
+        match self.shared.config.wire {
+            Wire::Lfwin => Some(self.shared.lfwin_notification(&order)),
+            Wire::Alipay => alipay::notification(&self.shared, &order),
+        }
+    }
+
     /// A snapshot of an order, found by platform or merchant order number.
     pub fn order(&self, order_no: &str) -> Option<OrderSnapshot> {
         self.shared.lock().find(order_no).map(Order::snapshot)
