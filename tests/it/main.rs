@@ -30,4 +30,5 @@ mod fake_epay;
 mod faults;
 mod flows;
 mod ledger;
+mod postgres;
 mod protocol;
