@@ -106,7 +106,9 @@ async fn serve() -> bool {
                 "payment notifications: listening on http://{bound}{}",
                 payment_mcp::notify::path_for(payments.kind())
             ),
-            Err(e) => tracing::error!("PAYMENT_NOTIFY_ADDR: cannot listen on {addr}: {e}; notifications are not received"),
+            Err(e) => {
+                tracing::error!("PAYMENT_NOTIFY_ADDR: cannot listen on {addr}: {e}; notifications are not received")
+            }
         }
     }
     let _stop_notify = notify.drop_guard();

@@ -256,7 +256,9 @@ impl Config {
             Some(_) => {
                 problems.push(Problem {
                     variable: "PAYMENT_POLL_INTERVAL_MS",
-                    message: "PAYMENT_POLL_INTERVAL_MS must be milliseconds from 200 to 3600000 (default 2000), or unset".into(),
+                    message:
+                        "PAYMENT_POLL_INTERVAL_MS must be milliseconds from 200 to 3600000 (default 2000), or unset"
+                            .into(),
                     money_moving_only: false,
                 });
                 DEFAULT_POLL_INTERVAL

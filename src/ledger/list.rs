@@ -50,4 +50,5 @@ impl Filter {
 
 /// The state a listed row counts as, in SQL (both dialects): the last one a query saw, else
 /// `pending` for a created order and `unknown` for the others (as [`ListedOrder::state`]).
-pub(super) const SHOWN_STATE: &str = "COALESCE(last_state, CASE outcome WHEN 'created' THEN 'pending' ELSE 'unknown' END)";
+pub(super) const SHOWN_STATE: &str =
+    "COALESCE(last_state, CASE outcome WHEN 'created' THEN 'pending' ELSE 'unknown' END)";

@@ -134,12 +134,7 @@ enum Step<R> {
 /// The begin rule, the same for both backends: an intent within its lease is in flight; a
 /// different request under the number is a conflict; a finished one is answered as it is; anything
 /// else (an unknown outcome, an abandoned intent) is taken over by this call.
-fn decide<R>(
-    found: Option<(R, Held)>,
-    now_ms: i64,
-    lease: Duration,
-    same_request: impl FnOnce(&R) -> bool,
-) -> Step<R> {
+fn decide<R>(found: Option<(R, Held)>, now_ms: i64, lease: Duration, same_request: impl FnOnce(&R) -> bool) -> Step<R> {
     let Some((row, held)) = found else { return Step::Insert };
     if held.in_flight(now_ms, lease) {
         Step::Answer(Begin::InFlight(row))
@@ -175,7 +170,8 @@ const FINAL_STATES: [PaymentState; 3] = [PaymentState::Paid, PaymentState::Faile
 /// The order ledger, on one of its two backends.
 pub enum Ledger {
     Sqlite(SqliteLedger),
-    Postgres(PgLedger),
+    /// Boxed: its pool, hub and listener make it several times the size of the SQLite variant.
+    Postgres(Box<PgLedger>),
 }
 
 impl Ledger {
@@ -206,7 +202,7 @@ impl Ledger {
     /// # Errors
     /// See [`PgLedger::connect`].
     pub async fn postgres(url: &str, wakes: Wakes) -> Result<Ledger, LedgerError> {
-        PgLedger::connect(url, wakes).await.map(Ledger::Postgres)
+        PgLedger::connect(url, wakes).await.map(|l| Ledger::Postgres(Box::new(l)))
     }
 
     /// Where the ledger lives, if in a file.
@@ -426,8 +422,8 @@ impl Ledger {
 }
 
 #[cfg(test)]
+mod sqlite_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod sqlite_tests;

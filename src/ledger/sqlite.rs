@@ -16,8 +16,8 @@ use super::list::{Filter, ListedOrder, SHOWN_STATE};
 use super::migrations::{MIGRATIONS, MIGRATIONS_TABLE, latest, too_new};
 use super::records::{fen, payment_state, refund_state};
 use super::{
-    Account, Begin, FINAL_STATES, Held, LedgerError, Notified, OrderRow, OrderSeen, OrderStage, OrderUpdate,
-    RefundRow, RefundStage, RefundUpdate, Step, decide, files, stamps,
+    Account, Begin, FINAL_STATES, Held, LedgerError, Notified, OrderRow, OrderSeen, OrderStage, OrderUpdate, RefundRow,
+    RefundStage, RefundUpdate, Step, decide, files, stamps,
 };
 use crate::money::Fen;
 use crate::provider::RefundState;
@@ -147,14 +147,18 @@ impl SqliteLedger {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let user_version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         tx.execute_batch(MIGRATIONS_TABLE)?;
-        let recorded: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        let recorded: i64 =
+            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
         let current = user_version.max(recorded);
         if current > latest() {
             return Err(LedgerError(too_new(current)));
         }
         // A file from before the table: its user_version says which migrations ran.
         for m in MIGRATIONS.iter().filter(|m| m.version > recorded && m.version <= current) {
-            tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)", params![m.version, m.name])?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+                params![m.version, m.name],
+            )?;
         }
         for m in MIGRATIONS.iter().filter(|m| m.version > current) {
             tx.execute_batch(m.sqlite)?;
@@ -551,4 +555,3 @@ fn select_refund(
         })
         .optional()?)
 }
-

@@ -255,8 +255,10 @@ fn a_schema_3_file_from_the_previous_release_upgrades_cleanly() {
     let l = SqliteLedger::open(&path).unwrap();
     let paid = Notified { state: PaymentState::Paid, merchant_order_no: Some("V3-PAID"), platform_order_no: None };
     assert!(l.note_notification(&a, paid).unwrap());
-    let notified: Option<i64> =
-        l.lock().query_row("SELECT notified_at FROM orders WHERE merchant_order_no = 'V3-PAID'", [], |r| r.get(0)).unwrap();
+    let notified: Option<i64> = l
+        .lock()
+        .query_row("SELECT notified_at FROM orders WHERE merchant_order_no = 'V3-PAID'", [], |r| r.get(0))
+        .unwrap();
     assert!(notified.is_some_and(|t| t > 1_700_000_000));
 }
 

@@ -39,8 +39,10 @@ fn created<'a>(platform_order_no: Option<&'a str>, pay_url: Option<&'a str>, raw
 
 // Makes every intent's lease run out, as if its sender had died long ago.
 async fn expire_leases(l: &Ledger) {
-    l.execute_raw("UPDATE orders SET updated_at = 0, lease_until_ms = 0; UPDATE refunds SET updated_at = 0, lease_until_ms = 0;")
-        .await;
+    l.execute_raw(
+        "UPDATE orders SET updated_at = 0, lease_until_ms = 0; UPDATE refunds SET updated_at = 0, lease_until_ms = 0;",
+    )
+    .await;
 }
 
 both!(an_order_is_remembered_across_reopening, remembered);
@@ -223,7 +225,10 @@ async fn racing(store: Store) {
                 calls.push(tokio::spawn(async move {
                     barrier.wait().await;
                     if refund {
-                        matches!(l.begin_refund(&a, &format!("RR{round}"), "P", Fen(1), LEASE).await.unwrap(), Begin::New)
+                        matches!(
+                            l.begin_refund(&a, &format!("RR{round}"), "P", Fen(1), LEASE).await.unwrap(),
+                            Begin::New
+                        )
                     } else {
                         matches!(l.begin_order(&a, &format!("RO{round}"), Fen(1), 1, LEASE).await.unwrap(), Begin::New)
                     }

@@ -42,7 +42,12 @@ impl Wake {
     /// Whether this wake concerns the order of `account` known by `merchant_order_no` or
     /// `platform_order_no` (either match is enough: a notification usually names both, a wait
     /// knows one).
-    pub fn concerns(&self, account: &Account, merchant_order_no: Option<&str>, platform_order_no: Option<&str>) -> bool {
+    pub fn concerns(
+        &self,
+        account: &Account,
+        merchant_order_no: Option<&str>,
+        platform_order_no: Option<&str>,
+    ) -> bool {
         if self.provider != account.provider || self.merchant != account.merchant {
             return false;
         }

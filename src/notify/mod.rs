@@ -54,10 +54,7 @@ pub const FAILURE_REPLY: &str = "fail";
 
 /// The notifications router: `GET` and `POST` on `/notify/{provider}`.
 pub fn router(payments: Arc<Payments>) -> Router {
-    Router::new()
-        .route("/notify/{provider}", any(receive))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(payments)
+    Router::new().route("/notify/{provider}", any(receive)).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(payments)
 }
 
 /// The notify URL path for `kind`, as a gateway should be given it after the public base URL.

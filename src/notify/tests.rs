@@ -10,8 +10,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::*;
 use crate::config::Config;
-use crate::ledger::testing::Store;
 use crate::ledger::Ledger;
+use crate::ledger::testing::Store;
 use crate::money::Fen;
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{CreateRequest, OrderRef, PayChannel, PaymentState};
@@ -177,11 +177,8 @@ async fn a_notification_on_one_instance_wakes_a_wait_on_another_through_postgres
     let b = instance(&gw, store.open().await).await;
     create(&a.payments, "NT-4").await;
     let before = gw.request_count();
-    let waiting = wait_paid(
-        a.payments.clone(),
-        OrderRef::Merchant { merchant_order_no: "NT-4".into(), order_time: None },
-    )
-    .await;
+    let waiting =
+        wait_paid(a.payments.clone(), OrderRef::Merchant { merchant_order_no: "NT-4".into(), order_time: None }).await;
     until_queried(&gw, before).await;
     gw.simulate_payment("NT-4", true).unwrap();
     assert_eq!(post(&b.url, &gw.notification_for("NT-4").unwrap()).await.1, "success");

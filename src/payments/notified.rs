@@ -44,23 +44,39 @@ impl Payments {
             return Ok(Received::Rejected("it names no order"));
         }
         if !notification.state.is_final() {
-            tracing::debug!(state = notification.state.name(), "payment notification without a final state; acknowledged");
+            tracing::debug!(
+                state = notification.state.name(),
+                "payment notification without a final state; acknowledged"
+            );
             return Ok(Received::Accepted { notification, recorded: false });
         }
         let ledger = self.ledger().await?;
-        let noted = Notified { state: notification.state, merchant_order_no: merchant_no, platform_order_no: platform_no };
+        let noted =
+            Notified { state: notification.state, merchant_order_no: merchant_no, platform_order_no: platform_no };
         let recorded = ledger
             .note_notification(&self.account, noted)
             .await
             .map_err(|e| ledger_failed(&format!("could not record a payment notification ({e})")))?;
         let order = merchant_no.or(platform_no).unwrap_or_default();
         if recorded {
-            tracing::info!(order, state = notification.state.name(), "payment notification: order is now {}", notification.state.name());
+            tracing::info!(
+                order,
+                state = notification.state.name(),
+                "payment notification: order is now {}",
+                notification.state.name()
+            );
         } else {
-            tracing::debug!(order, state = notification.state.name(), "payment notification repeated or for an order not in the ledger; nothing changed");
+            tracing::debug!(
+                order,
+                state = notification.state.name(),
+                "payment notification repeated or for an order not in the ledger; nothing changed"
+            );
         }
         if notification.state == PaymentState::Paid && notification.amount.is_none() {
-            tracing::warn!(order, "a paid notification without an amount; compare the order's amount before delivering");
+            tracing::warn!(
+                order,
+                "a paid notification without an amount; compare the order's amount before delivering"
+            );
         }
         let wake = Wake::new(&self.account, merchant_no, platform_no);
         if let Err(e) = ledger.publish(&wake).await {

@@ -182,7 +182,9 @@ impl Payments {
                 match AfterError::of(&err, first_attempt) {
                     // A gateway-side error, or a retry of a refund whose first attempt's outcome
                     // is unknown: its record stays.
-                    AfterError::Unknown => logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))).await,
+                    AfterError::Unknown => {
+                        logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))).await
+                    }
                     AfterError::Forget => logged(ledger.forget_refund(account, &no)).await,
                 }
                 Err(self.merchant_number_hint(&request.order_no, "refund_payment_order", err).await)

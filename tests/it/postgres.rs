@@ -120,7 +120,8 @@ async fn the_stdio_server_receives_notifications_and_they_wake_a_wait() {
     let url = notify_url(&h).await;
     assert!(url.ends_with("/notify/lfwin"), "{url}");
     let created = assert_ok(
-        &h.call("create_payment_order", json!({"merchant_order_no": "NF-1", "amount": "2.50", "notify_url": url})).await,
+        &h.call("create_payment_order", json!({"merchant_order_no": "NF-1", "amount": "2.50", "notify_url": url}))
+            .await,
     );
     let order_no = created["order_no"].as_str().unwrap().to_owned();
     let wait = h.call("wait_for_payment", json!({"order_no": order_no, "timeout_seconds": 15}));

@@ -76,9 +76,8 @@ impl PgLedger {
     /// # Errors
     /// A malformed URL, an unreachable server, a refused login, a schema newer than this build.
     pub async fn connect(url: &str, wakes: Wakes) -> Result<PgLedger, LedgerError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| LedgerError(format!("PAYMENT_LEDGER is not a usable PostgreSQL URL ({e})")))?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| LedgerError(format!("PAYMENT_LEDGER is not a usable PostgreSQL URL ({e})")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -224,7 +223,9 @@ async fn migrate(pool: &Pool) -> Result<(), LedgerError> {
     let mut pooled = pool.get().await?;
     let conn = pooled.conn()?;
     let tx = conn.client.transaction().await.map_err(db("ledger migration failed"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db("ledger migration lock failed"))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db("ledger migration lock failed"))?;
     tx.batch_execute(MIGRATIONS_TABLE).await.map_err(db("ledger migration failed"))?;
     let current: i64 = tx
         .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])

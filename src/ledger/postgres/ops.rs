@@ -14,15 +14,18 @@ use crate::ledger::{
 };
 use crate::provider::RefundState;
 
-pub(super) const INSERT_ORDER: &str = "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time,
+pub(super) const INSERT_ORDER: &str =
+    "INSERT INTO orders (provider, merchant, merchant_order_no, amount_fen, order_time,
         outcome, created_at, updated_at, lease_until_ms)
     VALUES ($1, $2, $3, $4, $5, 'intent', $6, $6, $7)
     ON CONFLICT (provider, merchant, merchant_order_no) DO NOTHING";
 
-const ORDER_COLUMNS: &str = "amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content, charged_fen, raw_status,
+const ORDER_COLUMNS: &str =
+    "amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content, charged_fen, raw_status,
         last_state, updated_at, lease_until_ms";
 
-pub(super) const SELECT_ORDER_LOCKED: &str = "SELECT amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content,
+pub(super) const SELECT_ORDER_LOCKED: &str =
+    "SELECT amount_fen, order_time, outcome, platform_order_no, pay_url, qr_content,
         charged_fen, raw_status, last_state, updated_at, lease_until_ms
     FROM orders WHERE provider = $1 AND merchant = $2 AND merchant_order_no = $3 FOR UPDATE";
 
@@ -252,16 +255,20 @@ impl PgLedger {
     ///
     /// # Errors
     /// Database failures.
-    pub(in crate::ledger) async fn list_orders(&self, a: &Account, f: &Filter) -> Result<(u64, Vec<ListedOrder>), LedgerError> {
+    pub(in crate::ledger) async fn list_orders(
+        &self,
+        a: &Account,
+        f: &Filter,
+    ) -> Result<(u64, Vec<ListedOrder>), LedgerError> {
         let state = f.state.map(crate::provider::PaymentState::name);
-        let total: i64 = match self.query(&COUNT_ORDERS, &[&a.provider, &a.merchant, &state, &f.from, &f.to]).await?.first() {
-            Some(row) => get(row, 0)?,
-            None => 0,
-        };
+        let total: i64 =
+            match self.query(&COUNT_ORDERS, &[&a.provider, &a.merchant, &state, &f.from, &f.to]).await?.first() {
+                Some(row) => get(row, 0)?,
+                None => 0,
+            };
         let limit = i64::from(f.limit);
-        let rows = self
-            .query(&LIST_ORDERS, &[&a.provider, &a.merchant, &state, &f.from, &f.to, &limit, &f.offset()])
-            .await?;
+        let rows =
+            self.query(&LIST_ORDERS, &[&a.provider, &a.merchant, &state, &f.from, &f.to, &limit, &f.offset()]).await?;
         let listed = rows
             .iter()
             .map(|r| {
@@ -284,8 +291,9 @@ impl PgLedger {
     /// # Errors
     /// Database failures.
     pub async fn publish(&self, wake: &Wake) -> Result<(), LedgerError> {
-        let payload = serde_json::to_string(&listen::Payload { from: self.wakes.instance().to_owned(), wake: wake.clone() })
-            .map_err(|e| LedgerError(format!("cannot encode a wake: {e}")))?;
+        let payload =
+            serde_json::to_string(&listen::Payload { from: self.wakes.instance().to_owned(), wake: wake.clone() })
+                .map_err(|e| LedgerError(format!("cannot encode a wake: {e}")))?;
         self.query("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &payload]).await.map(drop)
     }
 }

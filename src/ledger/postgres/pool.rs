@@ -70,7 +70,8 @@ impl Pool {
 /// # Errors
 /// When the server cannot be reached or refuses the login.
 pub(super) async fn connect(config: &tokio_postgres::Config) -> Result<Client, LedgerError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| LedgerError(describe_error("cannot connect to PostgreSQL", &e)))?;
+    let (client, connection) =
+        config.connect(NoTls).await.map_err(|e| LedgerError(describe_error("cannot connect to PostgreSQL", &e)))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!("ledger: a PostgreSQL connection ended: {e}");
@@ -102,7 +103,8 @@ impl Pooled<'_> {
         if let Some(statement) = conn.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = conn.client.prepare(sql).await.map_err(|e| LedgerError(describe_error("ledger statement failed", &e)))?;
+        let statement =
+            conn.client.prepare(sql).await.map_err(|e| LedgerError(describe_error("ledger statement failed", &e)))?;
         conn.statements.insert(sql, statement.clone());
         Ok(statement)
     }
