@@ -79,7 +79,8 @@ async fn a_gateway_echoing_the_key_is_scrubbed_from_results_and_logs() {
 /// Issue 12.18: with no CA certificates, the error says so and how to install them.
 #[tokio::test]
 async fn a_machine_without_ca_certificates_is_told_what_is_missing() {
-    let dir = std::env::temp_dir().join(format!("payment-mcp-nocerts-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("payment-mcp-nocerts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "").unwrap();

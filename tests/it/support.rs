@@ -242,13 +242,17 @@ impl Harness {
     }
 }
 
-/// A fresh ledger path in a new temporary directory.
+/// A fresh ledger path in a new directory under Cargo's scratch directory for integration tests
+/// (`target/tmp`), so test runs leave nothing in the system's temporary directory and `cargo clean`
+/// removes what they leave.
 pub fn temp_ledger() -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    std::env::temp_dir().join(format!("payment-mcp-it-{}-{n}-{nanos}", std::process::id())).join("ledger.sqlite3")
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("payment-mcp-it-{}-{n}-{nanos}", std::process::id()))
+        .join("ledger.sqlite3")
 }
 
 /// The structured content of a successful result.

@@ -10,8 +10,19 @@
 //! Parsing builds the PKCS#1 v1.5 signing and verifying keys for the configured algorithm
 //! ([`SignType`]) once, so nothing is parsed per call. The types' `Debug` shows only the algorithm
 //! and the key length. Signing and verification themselves live in `sign.rs`.
+//!
+//! RustCrypto's `rsa` parses and checks every key, verifies every signature and signs `RSA`
+//! (SHA-1). For `RSA2` the same key is also loaded into `ring` once, and `ring` makes the signature:
+//! one RSA-2048 private-key operation per request is the whole cost of talking to Alipay, and on the
+//! reference machine it takes 1.7–1.9 ms with `rsa` 0.10 (crypto-bigint, opt-level 3, blinded or not)
+//! against 0.5 ms with `ring` (BENCHMARKS.md, issue 13), which is what brings the create overhead
+//! under its 1.5 ms target. `ring` is already linked for TLS (rustls), so this adds no code to the
+//! build. PKCS#1 v1.5 is deterministic: both libraries must give the same bytes for the same key and
+//! content, and a property test holds them to it (`tests.rs`). A key `ring` refuses (it takes
+//! 2048–4096-bit moduli with an exponent of at least 65537) is signed with `rsa` instead.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -82,7 +93,11 @@ impl fmt::Display for SignType {
 /// The PKCS#1 v1.5 signing key for one algorithm, built once.
 #[derive(Clone)]
 pub(super) enum Signer {
-    Rsa2(SigningKey<Sha256>),
+    /// `RSA2`: `fast` is the same key in `ring`, which signs when it accepted the key (module doc).
+    Rsa2 {
+        key: SigningKey<Sha256>,
+        fast: Option<Arc<ring::rsa::KeyPair>>,
+    },
     Rsa(SigningKey<Sha1>),
 }
 
@@ -126,11 +141,15 @@ impl AppKey {
     pub fn parse(text: &str, sign_type: SignType) -> Result<AppKey, SignError> {
         let var = KeyVar::AppKey;
         let der = der_from_text(text, var)?;
-        let pkcs1 = match PrivateKeyInfoRef::from_der(&der) {
+        // The key as PKCS#1 `RSAPrivateKey` DER, the form both libraries load.
+        let (pkcs1, pkcs1_der) = match PrivateKeyInfoRef::from_der(&der) {
             Ok(info) if info.algorithm.oid != rsa::pkcs1::ALGORITHM_OID => return Err(SignError::NotAKey { var }),
-            Ok(info) => RsaPrivateKeyRef::try_from(info.private_key).map_err(|_| SignError::NotAKey { var })?,
+            Ok(info) => (
+                RsaPrivateKeyRef::try_from(info.private_key).map_err(|_| SignError::NotAKey { var })?,
+                info.private_key.as_bytes(),
+            ),
             Err(_) => match RsaPrivateKeyRef::from_der(&der) {
-                Ok(key) => key,
+                Ok(key) => (key, der.as_slice()),
                 Err(_) if is_encrypted_pkcs8(&der) => return Err(SignError::KeyEncrypted { var }),
                 Err(_) if is_public_key(&der) => return Err(SignError::WrongKind { var, found: "a public key" }),
                 Err(_) => return Err(SignError::NotAKey { var }),
@@ -142,7 +161,10 @@ impl AppKey {
         }
         let key = PrivateKey::try_from(pkcs1).map_err(|_| SignError::NotAKey { var })?;
         let signer = match sign_type {
-            SignType::Rsa2 => Signer::Rsa2(SigningKey::new(key)),
+            SignType::Rsa2 => Signer::Rsa2 {
+                key: SigningKey::new(key),
+                fast: ring::rsa::KeyPair::from_der(pkcs1_der).ok().map(Arc::new),
+            },
             SignType::Rsa => Signer::Rsa(SigningKey::new(key)),
         };
         Ok(AppKey { signer, sign_type, bits })
@@ -158,9 +180,9 @@ impl AppKey {
         self.bits
     }
 
-    fn private_key(&self) -> &PrivateKey {
+    pub(super) fn private_key(&self) -> &PrivateKey {
         match &self.signer {
-            Signer::Rsa2(key) => key.as_ref(),
+            Signer::Rsa2 { key, .. } => key.as_ref(),
             Signer::Rsa(key) => key.as_ref(),
         }
     }

@@ -9,7 +9,7 @@
 //! - `keys`: the two keys, parsed once from whatever shape users paste them in ([`AlipayKeys`],
 //!   [`AppKey`], [`AlipayPublicKey`]) and the algorithm ([`SignType`], `AP_ENCRYPTION_ALGO`);
 //! - `sign`: the sign content of a request ([`sign_content`]) and RSA2 / RSA signing and
-//!   verification (RustCrypto's `rsa`, PKCS#1 v1.5, pure Rust);
+//!   verification (PKCS#1 v1.5: RustCrypto's `rsa`, with `ring` making RSA2 signatures for speed, see `keys`);
 //! - `response`: the exact signed substring of a raw reply and its verification
 //!   ([`VerifiedResponse`]);
 //! - `notification`: verification of the notifications Alipay posts to `notify_url`

@@ -58,12 +58,22 @@ impl AppKey {
     /// [`SignError::SigningFailed`] if the RSA operation fails (e.g. no randomness for blinding).
     pub fn sign(&self, content: &str) -> Result<String, SignError> {
         let signature: Result<Signature, _> = match &self.signer {
-            Signer::Rsa2(key) => key.try_sign(content.as_bytes()),
+            Signer::Rsa2 { fast: Some(pair), .. } => return sign_with_ring(pair, content),
+            Signer::Rsa2 { key, .. } => key.try_sign(content.as_bytes()),
             Signer::Rsa(key) => key.try_sign(content.as_bytes()),
         };
         let signature = signature.map_err(|e| SignError::SigningFailed { reason: e.to_string() })?;
         Ok(STANDARD.encode(signature.to_bytes()))
     }
+}
+
+/// `RSA2` with `ring` (why: `keys.rs`). `ring`'s PKCS#1 v1.5 takes no randomness; the `rng`
+/// argument is there for PSS.
+fn sign_with_ring(pair: &ring::rsa::KeyPair, content: &str) -> Result<String, SignError> {
+    let mut signature = vec![0; pair.public().modulus_len()];
+    pair.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), content.as_bytes(), &mut signature)
+        .map_err(|_| SignError::SigningFailed { reason: "the RSA operation failed".to_owned() })?;
+    Ok(STANDARD.encode(signature))
 }
 
 impl AlipayPublicKey {

@@ -12,6 +12,7 @@ pub(super) const APP_PUBLIC_PEM: &str = include_str!("../../../fixtures/alipay/t
 pub(super) const ALIPAY_PRIVATE_PEM: &str = include_str!("../../../fixtures/alipay/test_alipay_private_key.pem");
 pub(super) const ALIPAY_PUBLIC_PEM: &str = include_str!("../../../fixtures/alipay/test_alipay_public_key.pem");
 const ALIPAY_PUBLIC_PKCS1_PEM: &str = include_str!("../../../fixtures/alipay/test_alipay_public_key_pkcs1.pem");
+const EXPONENT3_PRIVATE_PEM: &str = include_str!("../../../fixtures/alipay/test_exponent3_private_key.pem");
 const SHORT_PRIVATE_PEM: &str = include_str!("../../../fixtures/alipay/test_short_1024_private_key.pem");
 const SHORT_ENCRYPTED_PEM: &str = include_str!("../../../fixtures/alipay/test_short_1024_private_key_encrypted.pem");
 
@@ -106,6 +107,42 @@ fn signatures_round_trip_deterministically_and_only_under_their_algorithm() {
     );
     let params = [("method", "alipay.trade.query"), ("app_id", "2021000122671080"), ("sign", "old")];
     assert_eq!(rsa2.sign_params(&params).unwrap(), rsa2.sign(&sign_content(&params)).unwrap());
+}
+
+/// `RSA2` is signed by `ring` for speed (`keys.rs`); RustCrypto's `rsa` must give the very same
+/// bytes for the same key and content, for every key shape and any content.
+#[test]
+fn ring_and_rustcrypto_sign_rsa2_identically() {
+    use base64::Engine as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    for pem in [APP_PRIVATE_PEM, APP_PRIVATE_PKCS1_PEM, ALIPAY_PRIVATE_PEM] {
+        let key = AppKey::parse(&body(pem), SignType::Rsa2).unwrap();
+        let keys::Signer::Rsa2 { key: slow, fast } = &key.signer else { panic!("RSA2 key expected") };
+        assert!(fast.is_some(), "ring loads a 2048-bit key with e = 65537, PKCS#8 or PKCS#1");
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config::with_cases(24));
+        runner
+            .run(&proptest::string::string_regex("[\\PC]{0,300}").unwrap(), |content| {
+                let expected =
+                    base64::engine::general_purpose::STANDARD.encode(slow.sign(content.as_bytes()).to_bytes());
+                proptest::prop_assert_eq!(key.sign(&content).unwrap(), expected);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
+
+/// A key `ring` refuses (public exponent 3) is still accepted and signs, with RustCrypto's `rsa`.
+#[test]
+fn keys_ring_refuses_still_sign() {
+    use base64::Engine as _;
+    let key = AppKey::parse(&body(EXPONENT3_PRIVATE_PEM), SignType::Rsa2).unwrap();
+    assert!(matches!(&key.signer, keys::Signer::Rsa2 { fast: None, .. }), "ring refuses e = 3");
+    let public = rsa::PublicKey::from(key.private_key());
+    let spki = rsa::pkcs8::EncodePublicKey::to_public_key_der(&public).unwrap();
+    let verifier =
+        AlipayPublicKey::parse(&base64::engine::general_purpose::STANDARD.encode(spki.as_bytes()), SignType::Rsa2)
+            .unwrap();
+    verifier.verify(DOCS_QUERY.as_bytes(), &key.sign(DOCS_QUERY).unwrap(), "content").unwrap();
 }
 
 // ---- keys ---------------------------------------------------------------------------------------
