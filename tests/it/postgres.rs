@@ -182,3 +182,19 @@ async fn a_notification_on_one_instance_wakes_a_wait_on_another() {
     assert_eq!(waited["state"], "paid", "{waited}");
     assert!(b.stderr().contains("payment notification: order is now paid"), "{}", b.stderr());
 }
+
+/// A PostgreSQL ledger that cannot be reached refuses money-moving calls with a `config` error
+/// naming PAYMENT_LEDGER, before anything is sent, and the URL's password appears nowhere.
+#[tokio::test]
+async fn an_unreachable_postgres_ledger_refuses_creates_and_never_shows_its_password() {
+    let gw = SandboxGateway::start(gateway_config()).await.unwrap();
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let h = Harness::start_with(on(&gw, "postgres://payments:hunter22-secret@127.0.0.1:1/payments")).await;
+    let r = h.call("create_payment_order", json!({"merchant_order_no": "PG-DOWN-1", "amount": "1.00"})).await;
+    let e = assert_err(&r, "config");
+    assert_eq!(e["code"], "PAYMENT_LEDGER");
+    assert_eq!(gw.requests().len(), 0, "nothing was sent");
+    let everything = format!("{}\n{}", serde_json::to_string(&r).unwrap(), h.stderr());
+    assert!(!everything.contains("hunter22-secret"), "{everything}");
+    assert!(h.stderr().contains("cannot connect to PostgreSQL"), "{}", h.stderr());
+}
