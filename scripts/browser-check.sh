@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Headless-browser check of the sandbox pay page, through the real MCP stdio interface:
-# create_payment_order → open pay_url in Chromium → click "Pay" → query_payment_order says paid.
+# Headless-browser checks, through the real MCP stdio interface:
+# - scripts/browser-check.mjs, the sandbox pay page: create_payment_order → open pay_url in
+#   Chromium → click "Pay" → query_payment_order says paid;
+# - scripts/card-check.mjs (node's test runner), the MCP Apps pay card hosted by the ext-apps
+#   AppBridge and the refund confirmation page (issue 15; see docs/pay-card.md).
 #
 # Needs: Node 20+, npm, and either Debian's chromium or root to apt-get install it. The first run
 # installs chromium (apt) and scripts/node_modules (npm registry); later runs need no network.
@@ -33,11 +36,10 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "Node $(node --version) is too old; playwright-core needs Node 20 or newer"
 node --version
 
-echo "== npm packages (scripts/node_modules)"
+echo "== npm packages (scripts/node_modules, from scripts/package-lock.json)"
 marker="scripts/node_modules/.package-lock.json"
-if [ ! -f "$marker" ] || [ scripts/package.json -nt "$marker" ] \
-  || { [ -f scripts/package-lock.json ] && [ scripts/package-lock.json -nt "$marker" ]; }; then
-  (cd scripts && npm install --no-audit --no-fund)
+if [ ! -f "$marker" ] || [ scripts/package.json -nt "$marker" ] || [ scripts/package-lock.json -nt "$marker" ]; then
+  npm ci --prefix scripts --no-audit --no-fund --loglevel=error
 else
   echo "up to date"
 fi
@@ -55,6 +57,10 @@ else
 fi
 echo "$bin ($(date -r "$bin" '+built %Y-%m-%d %H:%M:%S'))"
 
-echo "== browser check"
+echo "== browser check: the sandbox pay page"
 # `timeout` is a backstop only; the Node script enforces its own 60 s limit and cleans up.
-PAYMENT_MCP_BIN="$bin" exec timeout --kill-after=5 90 node scripts/browser-check.mjs
+PAYMENT_MCP_BIN="$bin" timeout --kill-after=5 90 node scripts/browser-check.mjs
+
+echo "== card check: the MCP Apps pay card and the refund confirmation page"
+# Screenshots: target/card-check/. CARD_CHECK_UPDATE_DOCS=1 also refreshes docs/pay-card.png.
+PAYMENT_MCP_BIN="$bin" exec timeout --kill-after=5 300 node --test --test-timeout=120000 scripts/card-check.mjs

@@ -21,8 +21,10 @@
 //! - [`sandbox`]: the embedded LFWin-compatible gateway used with no credentials and by the tests.
 //! - [`stdio`]: line framing between stdin/stdout and rmcp: invalid messages get JSON-RPC errors,
 //!   request ids are unique in flight, and work in flight is bounded.
+//! - [`card`]: the MCP Apps pay card: its `ui://` resource, `_meta` and capability negotiation.
 //! - [`cli`]: the `demo`, `sandbox` and `doctor` commands.
 
+pub mod card;
 pub mod cli;
 pub mod config;
 pub mod error;

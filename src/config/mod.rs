@@ -25,6 +25,9 @@ pub const LFWIN_DEFAULT_BASE_URL: &str = "https://api2.lfwin.com";
 /// Whole-request timeout when `PAYMENT_REQUEST_TIMEOUT_MS` is unset.
 pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
 
+/// How long a human has to confirm a refund when `PAYMENT_CONFIRM_TIMEOUT_SECONDS` is unset.
+pub const DEFAULT_CONFIRM_TIMEOUT_S: u64 = 300;
+
 /// Every tool name the server knows, for `PAYMENT_TOOLS` validation.
 pub const ALL_TOOLS: &[&str] = &[
     "create_payment_order",
@@ -169,6 +172,12 @@ pub struct Config {
     pub max_refund: Option<Fen>,
     pub max_order: Option<Fen>,
     pub confirm_refunds: bool,
+    /// How long a human has to confirm a refund (`PAYMENT_CONFIRM_TIMEOUT_SECONDS`, default 300 s):
+    /// the form's wait, the life of a confirmation page's one-time link and of a card's token.
+    pub confirm_timeout: Duration,
+    /// `PAYMENT_QR_TEXT`: also draw the QR code in Unicode half blocks in the create result's text
+    /// (for terminal clients that show no images); off by default, it costs tokens.
+    pub qr_text: bool,
     /// How long the sandbox takes to settle a refund (`PAYMENT_SANDBOX_REFUND_DELAY_MS`, default 3 s).
     pub sandbox_refund_delay: Duration,
     /// How often `wait_for_payment` queries an order (`PAYMENT_POLL_INTERVAL_MS`, default 2 s).
@@ -196,6 +205,21 @@ impl Config {
         let read_only = parse_bool(&get, "PAYMENT_READ_ONLY", &mut problems, true);
         let confirm_refunds = parse_bool(&get, "PAYMENT_CONFIRM_REFUNDS", &mut problems, true);
         let allow_insecure = parse_bool(&get, "PAYMENT_ALLOW_INSECURE_HTTP", &mut problems, false);
+        let qr_text = parse_bool(&get, "PAYMENT_QR_TEXT", &mut problems, false);
+        let confirm_timeout = match get("PAYMENT_CONFIRM_TIMEOUT_SECONDS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(DEFAULT_CONFIRM_TIMEOUT_S),
+            Some(Ok(s @ 1..=3600)) => Duration::from_secs(s),
+            Some(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_CONFIRM_TIMEOUT_SECONDS",
+                    message: format!(
+                        "PAYMENT_CONFIRM_TIMEOUT_SECONDS must be whole seconds from 1 to 3600 (default {DEFAULT_CONFIRM_TIMEOUT_S}), or unset"
+                    ),
+                    money_moving_only: true,
+                });
+                Duration::from_secs(DEFAULT_CONFIRM_TIMEOUT_S)
+            }
+        };
 
         let timeout = match get("PAYMENT_REQUEST_TIMEOUT_MS") {
             None => Duration::from_millis(DEFAULT_TIMEOUT_MS),
@@ -308,6 +332,8 @@ impl Config {
             max_refund,
             max_order,
             confirm_refunds,
+            confirm_timeout,
+            qr_text,
             sandbox_refund_delay,
             poll_interval,
             notify_addr,

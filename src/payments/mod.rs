@@ -40,7 +40,8 @@ use crate::error::{ErrorKind, PaymentError};
 use crate::ledger::{Account, Begin, Ledger, LedgerError, Wakes};
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
-    Gateway, ListQuery, MerchantInfo, Notification, OrderPage, OrderRef, OrderStatus, OrderSummary, ProviderKind,
+    Gateway, ListQuery, MerchantInfo, Notification, OrderPage, OrderRef, OrderStatus, OrderSummary, PaymentState,
+    ProviderKind,
 };
 use crate::sandbox;
 use crate::time::{china_time_to_unix, now_unix};
@@ -502,7 +503,44 @@ impl Payments {
     /// # Errors
     /// Configuration problems.
     pub async fn verify_notification(&self, raw: &str) -> Result<Notification, PaymentError> {
-        Ok(self.gateway(false).await?.verify_notification(raw))
+        let gateway = self.gateway(false).await?;
+        let mut notification = gateway.verify_notification(raw);
+        if gateway.kind() == ProviderKind::Alipay {
+            self.check_notification_against_ledger(&mut notification);
+        }
+        Ok(notification)
+    }
+
+    /// Issue 13: an Alipay notification whose signature verified is then held against the order
+    /// the ledger recorded under its `out_trade_no` (`app_id` was checked by the gateway). Another
+    /// `total_amount`, or another `trade_no` than the one a query recorded, leaves the signature
+    /// valid (it is Alipay's) but the state `unknown`, with the reason: a merchant must not deliver
+    /// against it. Orders the ledger does not know (or no ledger) are judged by the signature alone.
+    /// Scoped to Alipay: epay gateways may charge another amount than the order's (`price`).
+    fn check_notification_against_ledger(&self, n: &mut Notification) {
+        if !n.signature_valid {
+            return;
+        }
+        let Some(no) = n.merchant_order_no.clone() else {
+            return;
+        };
+        let Some(row) = self.ledger().ok().and_then(|l| l.order(&self.account, &no).ok().flatten()) else {
+            return;
+        };
+        let mut reasons = Vec::new();
+        if n.amount != Some(row.amount) {
+            let said = n.amount.map_or_else(|| "no total_amount".to_owned(), |a| format!("total_amount {a}"));
+            reasons.push(format!("it says {said}, but order {no} was created for {}", row.amount));
+        }
+        if let (Some(recorded), Some(named)) = (&row.platform_order_no, &n.platform_order_no)
+            && recorded != named
+        {
+            reasons.push(format!("it names trade_no {named}, but order {no} is Alipay trade {recorded}"));
+        }
+        if !reasons.is_empty() {
+            n.state = PaymentState::Unknown;
+            n.disagreement = Some(reasons.join("; "));
+        }
     }
 
     /// Marks a sandbox order paid or failed, as if the payer had acted on the pay page. The order

@@ -401,6 +401,9 @@ pub struct Notification {
     pub raw_status: Option<String>,
     /// Every field received (decoded), except `sign`.
     pub fields: Vec<(String, String)>,
+    /// Why a validly signed notification is still not to be acted on: it disagrees with the order
+    /// the ledger recorded (another amount or trade). `state` is then `unknown`.
+    pub disagreement: Option<String>,
 }
 
 /// A payment gateway. Implementations must not panic on any reply and must keep secrets out of every

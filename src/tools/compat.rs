@@ -132,9 +132,10 @@ impl PaymentServer {
                     reason: a.refundReason.map(|r| r.0).unwrap_or_default(),
                     mch_refund_no: a.outRequestNo.0,
                 };
-                match self.confirmed_refund(request, &ctx, state, responses, &mut ask).await? {
-                    Some(outcome) => Ok(out::refunded(self.origin(), &outcome)),
-                    None => Ok(CallToolResult::success(Vec::new())),
+                match self.confirmed_refund(request, false, false, &ctx, state, responses, &mut ask).await? {
+                    super::RefundStep::Sent(outcome) => Ok(out::refunded(self.origin(), &outcome)),
+                    super::RefundStep::InCard(result) => Ok(result),
+                    super::RefundStep::Asked => Ok(CallToolResult::success(Vec::new())),
                 }
             })
             .await;

@@ -8,6 +8,7 @@
 pub mod args;
 mod compat;
 pub mod confirm;
+mod handler;
 mod outputs;
 pub mod render;
 
@@ -19,12 +20,9 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{InputResponses as ToolInputResponses, RequestState};
-use rmcp::model::{
-    CallToolResponse, CallToolResult, Implementation, JsonObject, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig,
-};
+use rmcp::model::{CallToolResponse, CallToolResult, JsonObject, ProgressNotificationParam};
 use rmcp::service::RequestContext;
-use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, tool, tool_router};
 use tokio_util::sync::CancellationToken;
 
 use crate::payments::{Payments, WaitProgress};
@@ -47,7 +45,7 @@ fn input<A: args::Arguments>() -> Arc<JsonObject> {
 #[derive(Clone)]
 pub struct PaymentServer {
     payments: Arc<Payments>,
-    pending_confirmations: Arc<confirm::Pending>,
+    confirmations: Arc<confirm::Confirmations>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -85,7 +83,7 @@ impl PaymentServer {
                 channel: a.channel.map(|c| c.0).unwrap_or_default(),
             };
             let outcome = self.payments.create(request).await?;
-            Ok(render::create(self.origin(), &outcome))
+            Ok(render::create(self.origin(), &outcome, self.payments.config().qr_text))
         })
         .await
     }
@@ -213,9 +211,10 @@ impl PaymentServer {
                     amount: a.refund_amount.0,
                     mch_refund_no,
                 };
-                match self.confirmed_refund(request, &ctx, state, responses, &mut ask).await? {
-                    Some(outcome) => Ok(render::refund(self.origin(), &outcome, derived)),
-                    None => Ok(CallToolResult::success(Vec::new())),
+                match self.confirmed_refund(request, derived, true, &ctx, state, responses, &mut ask).await? {
+                    RefundStep::Sent(outcome) => Ok(render::refund(self.origin(), &outcome, derived)),
+                    RefundStep::InCard(result) => Ok(result),
+                    RefundStep::Asked => Ok(CallToolResult::success(Vec::new())),
                 }
             })
             .await;
@@ -308,29 +307,77 @@ fn narrowings(kind: ProviderKind, config: &crate::config::Config) -> Vec<(&'stat
     vec![("create_payment_order", create), ("list_payment_orders", list), ("query_refund_status", refund_query)]
 }
 
+/// Where a refund stands after [`PaymentServer::confirmed_refund`].
+enum RefundStep {
+    /// Sent to the gateway (or answered from the ledger).
+    Sent(crate::payments::RefundOutcome),
+    /// The client was asked for input (2026-07-28): nothing was sent.
+    Asked,
+    /// The payment card asks the human: this result carries the card's token; nothing was sent.
+    InCard(CallToolResult),
+}
+
 impl PaymentServer {
     /// Checks a refund, has a human confirm it when `PAYMENT_CONFIRM_REFUNDS` says so, and sends
-    /// it. `Ok(None)`: the client was asked for input (`ask` holds the request) and nothing was sent.
+    /// it. `card`: whether the calling tool is linked to the pay card (its buttons can confirm).
+    #[allow(clippy::too_many_arguments, reason = "one call site per refund tool, each passing its own context")]
     async fn confirmed_refund(
         &self,
         request: RefundRequest,
+        derived: bool,
+        card: bool,
         ctx: &RequestContext<RoleServer>,
         state: Option<String>,
         responses: Option<rmcp::model::InputResponses>,
         ask: &mut Option<rmcp::model::InputRequiredResult>,
-    ) -> Result<Option<crate::payments::RefundOutcome>, PaymentError> {
+    ) -> Result<RefundStep, PaymentError> {
         let checked = self.payments.check_refund(request).await?;
         if self.payments.config().confirm_refunds {
-            match confirm::refund(ctx, &self.pending_confirmations, checked.request(), state, responses).await {
+            let sandbox = self.payments.is_sandbox();
+            let decision =
+                self.confirmations.refund(ctx, checked.request(), derived, card, sandbox, state, responses).await;
+            match decision {
                 confirm::Decision::Confirmed => {}
                 confirm::Decision::Ask(input) => {
                     *ask = Some(input);
-                    return Ok(None);
+                    return Ok(RefundStep::Asked);
+                }
+                confirm::Decision::InCard { token } => {
+                    return Ok(RefundStep::InCard(render::awaiting_card(self.origin(), checked.request(), &token)));
                 }
                 confirm::Decision::Refused(err) => return Err(err),
             }
         }
-        self.payments.refund(checked).await.map(Some)
+        self.payments.refund(checked).await.map(RefundStep::Sent)
+    }
+
+    /// The card's Confirm or Decline for a refund (the app-only tool): sends the refund its token
+    /// stands for, once, after the same checks as any refund.
+    async fn card_decision(&self, raw: JsonObject) -> CallToolResult {
+        self.guard(true, async {
+            let token = raw.get("token").and_then(serde_json::Value::as_str).unwrap_or_default();
+            let confirm = match raw.get("decision").and_then(serde_json::Value::as_str) {
+                Some("confirm") => true,
+                Some("decline") => false,
+                _ => return Err(args::invalid("`decision` must be `confirm` or `decline`. Nothing was sent.")),
+            };
+            let Some((request, derived)) = self.confirmations.take_card(token) else {
+                return Err(PaymentError::new(
+                    ErrorKind::Refused,
+                    "This confirmation is unknown, already used or expired (PAYMENT_CONFIRM_TIMEOUT_SECONDS), so no refund was sent. Ask for the refund again to get a new card.",
+                ));
+            };
+            if !confirm {
+                return Err(PaymentError::new(
+                    ErrorKind::Refused,
+                    format!("The human declined the refund of ¥{} on order {}, so no refund was sent.", request.amount.to_yuan(), request.order_no),
+                ));
+            }
+            let checked = self.payments.check_refund(request).await?;
+            let outcome = self.payments.refund(checked).await?;
+            Ok(render::refund(self.origin(), &outcome, derived))
+        })
+        .await
     }
 
     /// A server over `payments`, listing only the tools its configuration allows.
@@ -367,7 +414,8 @@ impl PaymentServer {
                 }
             }
         }
-        PaymentServer { payments, pending_confirmations: Arc::default(), tool_router }
+        let confirmations = Arc::new(confirm::Confirmations::new(config.confirm_timeout, true));
+        PaymentServer { payments, confirmations, tool_router }
     }
 
     fn origin(&self) -> Origin {
@@ -419,18 +467,5 @@ fn scrub(result: &mut CallToolResult) {
     }
     if let Some(structured) = result.structured_content.as_mut() {
         crate::redact::scrub_json(structured);
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for PaymentServer {
-    fn get_info(&self) -> ServerConfig {
-        let mut instructions = INSTRUCTIONS.to_owned();
-        if self.payments.is_sandbox() {
-            instructions.push_str(SANDBOX_INSTRUCTIONS);
-        }
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("payment-mcp", env!("CARGO_PKG_VERSION")))
-            .with_instructions(instructions)
     }
 }

@@ -165,6 +165,10 @@ async fn refusals_carry_alipay_s_sub_code_and_a_fix() {
     let e = assert_err(&r, "refused");
     assert_eq!(e["code"], "ACQ.SELLER_BALANCE_NOT_ENOUGH");
     assert!(e["message"].as_str().unwrap().contains("balance"), "{e}");
+    // Issue 13: Alipay's code, msg, sub_code and sub_msg all reach the error (code = sub_code; the
+    // others in the message). Found by the independent acceptance suite (check E).
+    let said = e["message"].as_str().unwrap();
+    assert!(said.contains("40004") && said.contains("Business Failed"), "Alipay's code and msg: {said}");
 
     let opts = alipay_options().await.env("AP_APP_ID", "2021000000000000");
     let wrong_app = Harness::start_with(opts).await;
@@ -235,6 +239,64 @@ async fn notifications_are_verified_with_alipay_s_rules() {
     let tampered = raw.replace("total_amount=3.50", "total_amount=0.01");
     let v = assert_ok(&h.call("verify_payment_notification", json!({"raw": tampered})).await);
     assert_eq!((v["signature_valid"].as_bool(), v["state"].as_str()), (Some(false), Some("unknown")));
+}
+
+/// A notification as Alipay would post it: `fields` signed with the sandbox's Alipay private key
+/// (every field but `sign` and `sign_type`, sorted), form-encoded.
+fn signed_notification(fields: &[(&str, &str)]) -> String {
+    use payment_mcp::provider::alipay::{AppKey, SignType, notification_content};
+    let pem = include_str!("../../fixtures/alipay/test_alipay_private_key.pem");
+    let sign = AppKey::parse(pem, SignType::Rsa2).unwrap().sign(&notification_content(fields)).unwrap();
+    let enc = |v: &str| v.replace('%', "%25").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let mut form: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    form.push(format!("sign_type=RSA2&sign={}", enc(&sign)));
+    form.join("&")
+}
+
+/// Issue 13: after the signature, `app_id`, `out_trade_no` and `total_amount` are checked against
+/// the ledger when it knows the order. A validly signed notification that disagrees with the
+/// recorded order (another amount, another trade) must not read as paid. Found by the
+/// independent acceptance suite (scripts/acceptance/alipay, check N).
+#[tokio::test]
+async fn a_notification_that_disagrees_with_the_ledger_is_not_paid() {
+    use payment_mcp::sandbox::ALIPAY_APP_ID;
+    let h = alipay().await;
+    h.create("AP-N-2", "3.50").await;
+    h.gw.simulate_payment("AP-N-2", true).unwrap();
+    let q = assert_ok(&h.call("query_payment_order", json!({"merchant_order_no": "AP-N-2"})).await);
+    let trade_no = q["order_no"].as_str().unwrap().to_owned();
+    let note = |trade: &str, amount: &str| {
+        let fields = [
+            ("app_id", ALIPAY_APP_ID),
+            ("out_trade_no", "AP-N-2"),
+            ("trade_no", trade),
+            ("total_amount", amount),
+            ("trade_status", "TRADE_SUCCESS"),
+        ];
+        json!({"raw": signed_notification(&fields)})
+    };
+    let v = assert_ok(&h.call("verify_payment_notification", note(&trade_no, "3.50")).await);
+    assert_eq!((v["signature_valid"].as_bool(), v["state"].as_str()), (Some(true), Some("paid")));
+
+    let v = assert_ok(&h.call("verify_payment_notification", note(&trade_no, "0.01")).await);
+    assert_eq!(v["signature_valid"], true, "the signature itself is Alipay's: {v}");
+    assert_eq!(v["state"], "unknown", "0.01 is not the recorded 3.50: {v}");
+    let next = v["next_action"].as_str().unwrap();
+    assert!(next.contains("Do NOT deliver") && next.contains("0.01") && next.contains("3.50"), "{next}");
+
+    let v = assert_ok(&h.call("verify_payment_notification", note("2099010122001400000000000009", "3.50")).await);
+    assert_eq!(v["state"], "unknown", "another trade_no than the recorded one: {v}");
+    assert!(v["next_action"].as_str().unwrap().contains(&trade_no), "{v}");
+
+    let other = [
+        ("app_id", ALIPAY_APP_ID),
+        ("out_trade_no", "AP-N-UNKNOWN"),
+        ("total_amount", "9.99"),
+        ("trade_status", "TRADE_SUCCESS"),
+    ];
+    let v = assert_ok(&h.call("verify_payment_notification", json!({"raw": signed_notification(&other)})).await);
+    assert_eq!(v["state"], "paid", "an order the ledger does not know is judged by its signature: {v}");
+    assert_eq!(h.gw.requests().iter().filter(|r| r.field("method") == Some("alipay.trade.query")).count(), 1);
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod adversarial_keys;
 mod adversarial_ledger;
 mod alipay;
 mod bad_input;
+mod card;
 mod cli;
 mod confirm;
 mod contract;

@@ -33,6 +33,8 @@ const ALL_VARS: &[&str] = &[
     "PAYMENT_MAX_REFUND_AMOUNT",
     "PAYMENT_MAX_ORDER_AMOUNT",
     "PAYMENT_CONFIRM_REFUNDS",
+    "PAYMENT_CONFIRM_TIMEOUT_SECONDS",
+    "PAYMENT_QR_TEXT",
     "PAYMENT_LEDGER",
     "PAYMENT_EPAY_API_STYLE",
     "PAYMENT_EPAY_TYPE",
@@ -63,13 +65,32 @@ pub fn gateway_config() -> SandboxConfig {
     }
 }
 
+/// What the test client does with a URL-mode elicitation (a confirmation page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlAction {
+    /// Open the page, press Confirm, answer accept.
+    Confirm,
+    /// Open the page, press Decline, answer accept.
+    Decline,
+    /// Answer accept without opening the page.
+    Ignore,
+    /// Answer decline (the human refused to open it).
+    Refuse,
+}
+
 /// The test's MCP client: declares elicitation and answers it when `confirm` is set.
 #[derive(Clone, Default)]
 pub struct TestClient {
-    /// `Some(true)`: accept and tick; `Some(false)`: decline; `None`: no elicitation capability.
+    /// `Some(true)`: accept and tick; `Some(false)`: decline; `None`: no form elicitation.
     pub confirm: Option<bool>,
+    /// `Some`: declares URL-mode elicitation (without form, unless `confirm` is set) and does this.
+    pub url: Option<UrlAction>,
+    /// Declares the MCP Apps extension (`io.modelcontextprotocol/ui`, HTML profile).
+    pub apps: bool,
     /// How many elicitation requests arrived.
     pub asked: Arc<std::sync::atomic::AtomicUsize>,
+    /// Each confirmation page opened: its URL and the HTML the GET returned.
+    pub pages: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl rmcp::ClientHandler for TestClient {
@@ -77,6 +98,20 @@ impl rmcp::ClientHandler for TestClient {
         let mut caps = rmcp::model::ClientCapabilities::default();
         if self.confirm.is_some() {
             caps.elicitation = Some(rmcp::model::ElicitationCapability::default());
+        }
+        if self.url.is_some() {
+            let mut e = rmcp::model::ElicitationCapability::default()
+                .with_url(rmcp::model::UrlElicitationCapability::default());
+            if self.confirm.is_some() {
+                e = e.with_form(rmcp::model::FormElicitationCapability::default());
+            }
+            caps.elicitation = Some(e);
+        }
+        if self.apps {
+            let mut extensions = rmcp::model::ExtensionCapabilities::new();
+            let settings = serde_json::json!({"mimeTypes": ["text/html;profile=mcp-app"]});
+            extensions.insert("io.modelcontextprotocol/ui".into(), settings.as_object().unwrap().clone());
+            caps.extensions = Some(extensions);
         }
         rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("payment-mcp-tests", "1.0"))
     }
@@ -86,8 +121,31 @@ impl rmcp::ClientHandler for TestClient {
         _request: rmcp::model::ElicitRequestParams,
         _context: rmcp::service::RequestContext<RoleClient>,
     ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
-        use rmcp::model::{ElicitResult, ElicitationAction};
+        use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
         self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let ElicitRequestParams::UrlElicitationParams { url, .. } = &_request {
+            let action = self.url.expect("a URL elicitation only when the client declared URL mode");
+            let decision = match action {
+                UrlAction::Confirm => Some("confirm"),
+                UrlAction::Decline => Some("decline"),
+                UrlAction::Ignore | UrlAction::Refuse => None,
+            };
+            if let Some(decision) = decision {
+                let (status, html) = http_request(url, "GET", None, &[]).await;
+                assert_eq!(status, 200, "the confirmation page opens: {html}");
+                self.pages.lock().unwrap().push((url.clone(), html));
+                let body = format!("decision={decision}");
+                let (status, html) = http_request(url, "POST", Some(&body), &[]).await;
+                assert_eq!(status, 200, "the decision is taken: {html}");
+            } else {
+                self.pages.lock().unwrap().push((url.clone(), String::new()));
+            }
+            return Ok(ElicitResult::new(if action == UrlAction::Refuse {
+                ElicitationAction::Decline
+            } else {
+                ElicitationAction::Accept
+            }));
+        }
         Ok(match self.confirm {
             Some(true) => {
                 let mut r = ElicitResult::new(ElicitationAction::Accept);
@@ -338,4 +396,35 @@ pub async fn alipay_options() -> Options {
 /// The Alipay `method` of each request the gateway recorded, in order.
 pub fn alipay_methods(gw: &SandboxGateway) -> Vec<String> {
     gw.requests().iter().map(|r| r.field("method").unwrap_or_default().to_owned()).collect()
+}
+
+/// One HTTP/1.1 request to a loopback `http://host:port/path` URL, over a plain socket (so a test
+/// can set any header, `Host` and `Origin` included): the status and the body.
+pub async fn http_request(url: &str, method: &str, form: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("the page server accepts");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    let status = reply.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
 }

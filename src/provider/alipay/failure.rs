@@ -1,6 +1,6 @@
 //! What a refused Alipay call means: `code`, `msg`, `sub_code` and `sub_msg` → the
-//! [`PaymentError`] the agent sees, with `code` = `sub_code` and, for the refusals people actually
-//! run into, a fix in plain words.
+//! [`PaymentError`] the agent sees, with `code` = `sub_code`, Alipay's `code` and `msg` beside
+//! `sub_msg` in the message and, for the refusals people actually run into, a fix in plain words.
 //!
 //! Pure, and kept apart from reply reading because it is the table most likely to grow: a new
 //! `sub_code` is one row in [`hint`].
@@ -101,9 +101,17 @@ fn hint(sub_code: &str, call: Call) -> Option<(ErrorKind, &'static str)> {
 /// The error for a refused call: `code` is `sub_code` (or `code` when there is none).
 pub fn failure(answer: &Answer, call: Call) -> PaymentError {
     let code = answer.code();
+    let msg = answer.get("msg");
     let sub_code = answer.get("sub_code");
-    let said = answer.get("sub_msg").or(answer.get("msg")).unwrap_or("no message");
+    let said = answer.get("sub_msg").or(msg).unwrap_or("no message");
     let shown = sub_code.unwrap_or(code);
+    // All four of Alipay's fields reach the agent (issue 13): `sub_code` as `code`, and `code` with
+    // `msg` (unless `msg` is already what was said) next to it in the message.
+    let alipay_code = match msg.filter(|m| *m != said) {
+        Some(m) => format!("Alipay code {code} {m}"),
+        None => format!("Alipay code {code}"),
+    };
+    let detail = if sub_code.is_some() { format!("{shown}; {alipay_code}") } else { alipay_code };
     let system_error = code == "20000"
         || sub_code.is_some_and(|s| s.ends_with("SYSTEM_ERROR") || s.starts_with("isp.") || s == "aop.unknow-error");
     let (kind, fix, retryable) = match sub_code.and_then(|s| hint(s, call)) {
@@ -134,7 +142,7 @@ pub fn failure(answer: &Answer, call: Call) -> PaymentError {
     };
     PaymentError::new(
         kind,
-        format!("Alipay refused the {}: {said} ({shown}).{nothing} {fix}", call.noun()).trim_end().to_owned(),
+        format!("Alipay refused the {}: {said} ({detail}).{nothing} {fix}", call.noun()).trim_end().to_owned(),
     )
     .with_code(shown)
     .retryable(retryable)

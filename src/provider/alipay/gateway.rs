@@ -193,6 +193,7 @@ impl Gateway for AlipayClient {
             state: if ours { trade_state(raw_status.as_deref()) } else { PaymentState::Unknown },
             raw_status,
             fields: verified.fields().to_vec(),
+            disagreement: None,
         }
     }
 }

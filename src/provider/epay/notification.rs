@@ -36,6 +36,7 @@ pub fn verify_epay_notification(raw: &str, key: &str) -> Notification {
         state,
         raw_status,
         fields: fields.into_iter().filter(|(k, _)| k != "sign").collect(),
+        disagreement: None,
     }
 }
 

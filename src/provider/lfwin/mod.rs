@@ -159,6 +159,7 @@ pub fn verify_lfwin_notification(raw: &str, sign_key: &str) -> Notification {
         state,
         raw_status,
         fields: fields.into_iter().filter(|(k, _)| k != "sign").collect(),
+        disagreement: None,
     }
 }
 

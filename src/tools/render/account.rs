@@ -25,7 +25,11 @@ pub fn merchant(origin: Origin, info: &MerchantInfo) -> CallToolResult {
 
 /// Renders a notification check.
 pub fn verified(origin: Origin, n: &Notification) -> CallToolResult {
-    let next_action = if !n.signature_valid {
+    let next_action = if let Some(why) = &n.disagreement {
+        format!(
+            "Do NOT deliver: the signature is valid, but the notification disagrees with the order this server recorded ({why}). Query the order with query_payment_order and act on what the query says."
+        )
+    } else if !n.signature_valid {
         "Do NOT trust this notification: its signature does not verify with the configured key. Do not deliver goods; query the order with query_payment_order instead.".to_owned()
     } else if n.state == PaymentState::Paid {
         "The signature is valid and it says paid. Check that amount matches the order's amount, then deliver, and answer the gateway with the plain body `success` so it stops retrying.".to_owned()

@@ -18,7 +18,7 @@ mod refunds;
 
 pub use account::{merchant, simulated, verified};
 pub use orders::{closed, create, list, query};
-pub use refunds::{refund, refund_query};
+pub use refunds::{awaiting_card, refund, refund_query};
 
 use crate::error::{ErrorKind, PaymentError};
 use rmcp::model::{CallToolResult, ContentBlock};

@@ -12,8 +12,24 @@ use crate::provider::{OrderPage, OrderRef, OrderStatus, PaymentState};
 use crate::qr;
 use crate::time::rfc3339_china;
 
-/// Renders a created order: structured content, a compact text, and the QR image block.
-pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
+/// The line after the JSON text of a payable order, for clients that show neither images nor the
+/// pay card (and models that skim JSON): a Markdown link to the pay page and a one-line instruction
+/// to show it; with `PAYMENT_QR_TEXT=true`, also the QR drawn in Unicode half blocks for terminals.
+pub fn pay_link_text(amount: &str, merchant_order_no: &str, pay_url: &str, qr_text: Option<&str>) -> String {
+    let mut text = format!(
+        "Show the payer this pay link (and the QR code, where it is displayed): [Pay ¥{amount} · order {merchant_order_no}]({pay_url})"
+    );
+    if let Some(drawing) = qr_text.and_then(|content| qr::to_terminal(content).ok()) {
+        text.push_str("\nOr let them scan this QR code (show it unchanged, in a code block):\n```\n");
+        text.push_str(&drawing);
+        text.push_str("```");
+    }
+    text
+}
+
+/// Renders a created order: structured content, a compact text, the pay link line (see
+/// [`pay_link_text`]) and the QR image block.
+pub fn create(origin: Origin, outcome: &CreateOutcome, qr_text: bool) -> CallToolResult {
     let CreateOutcome { request, order, replayed, recovered, known_state } = outcome;
     let qr_content = order.qr_content.clone().or_else(|| order.pay_url.clone());
     let qr = qr_content.as_deref().and_then(|c| match qr::render(c) {
@@ -91,8 +107,18 @@ pub fn create(origin: Origin, outcome: &CreateOutcome) -> CallToolResult {
             map.remove(heavy);
         }
     }
+    let link = order.pay_url.as_deref().filter(|_| !state.is_final()).map(|url| {
+        let drawn = qr_content.as_deref().filter(|_| qr_text && qr.is_some());
+        pay_link_text(&amount, &request.merchant_order_no, url, drawn)
+    });
     let image = qr.map(|q| ContentBlock::image(q.base64, "image/png"));
-    success(origin, structured, text, image)
+    let has_image = image.is_some();
+    let mut result = success(origin, structured, text, image);
+    if let Some(link) = link {
+        let at = result.content.len().saturating_sub(usize::from(has_image));
+        result.content.insert(at, ContentBlock::text(link));
+    }
+    result
 }
 
 /// Renders an order query.

@@ -7,6 +7,7 @@ use super::{Origin, RefundItem, RefundOutput, RefundQueryOutput, success, to_val
 use crate::error::{ErrorKind, PaymentError};
 use crate::money::Fen;
 use crate::payments::RefundOutcome;
+use crate::provider::RefundRequest;
 use crate::provider::{RefundRecord, RefundState, RefundStatus};
 use crate::time::rfc3339_china;
 
@@ -53,6 +54,30 @@ pub fn refund(origin: Origin, outcome: &RefundOutcome, derived_refund_no: bool) 
     };
     let v = to_value(&out);
     success(origin, v.clone(), v, None)
+}
+
+/// A refund waiting for the human's decision in the payment card: a `refused` error for the model
+/// (nothing was sent, and it must not ask again), and, in `_meta` for the card only, the token its
+/// Confirm and Decline buttons send with what they confirm.
+pub fn awaiting_card(origin: Origin, req: &RefundRequest, token: &str) -> CallToolResult {
+    let amount = req.amount.to_yuan();
+    let err = PaymentError::new(
+        ErrorKind::Refused,
+        format!(
+            "Nothing was refunded yet: the human must confirm this refund of ¥{amount} on order {} with the Confirm button in the payment card shown to them. Do not call refund_payment_order again for it. Once they have decided, check with query_refund_status (order_no {}, mch_refund_no {}).",
+            req.order_no, req.order_no, req.mch_refund_no
+        ),
+    )
+    .with_code("awaiting_confirmation");
+    let mut result = super::error(origin, &err);
+    result.meta = Some(crate::card::result_meta(serde_json::json!({"confirm": {
+        "token": token,
+        "order_no": req.order_no,
+        "amount": amount,
+        "reason": req.reason,
+        "mch_refund_no": req.mch_refund_no,
+    }})));
+    result
 }
 
 fn item(r: &RefundRecord) -> RefundItem {
