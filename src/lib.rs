@@ -24,6 +24,10 @@
 //! - [`card`]: the MCP Apps pay card: its `ui://` resource, `_meta` and capability negotiation.
 //! - [`cli`]: the `demo`, `sandbox` and `doctor` commands.
 
+// The layout of the MCP service's future (every tool's future, each awaiting the async ledger,
+// inside rmcp's serve loop) is deeper than rustc's default query depth of 128.
+#![recursion_limit = "256"]
+
 pub mod card;
 pub mod cli;
 pub mod config;

@@ -1,6 +1,9 @@
 //! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio (and
 //! payment notifications on `PAYMENT_NOTIFY_ADDR` when set).
 
+// As in lib.rs: the served MCP session's future is deeper than rustc's default query depth.
+#![recursion_limit = "256"]
+
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;

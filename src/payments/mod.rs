@@ -506,7 +506,7 @@ impl Payments {
         let gateway = self.gateway(false).await?;
         let mut notification = gateway.verify_notification(raw);
         if gateway.kind() == ProviderKind::Alipay {
-            self.check_notification_against_ledger(&mut notification);
+            self.check_notification_against_ledger(&mut notification).await;
         }
         Ok(notification)
     }
@@ -517,14 +517,18 @@ impl Payments {
     /// valid (it is Alipay's) but the state `unknown`, with the reason: a merchant must not deliver
     /// against it. Orders the ledger does not know (or no ledger) are judged by the signature alone.
     /// Scoped to Alipay: epay gateways may charge another amount than the order's (`price`).
-    fn check_notification_against_ledger(&self, n: &mut Notification) {
+    async fn check_notification_against_ledger(&self, n: &mut Notification) {
         if !n.signature_valid {
             return;
         }
         let Some(no) = n.merchant_order_no.clone() else {
             return;
         };
-        let Some(row) = self.ledger().ok().and_then(|l| l.order(&self.account, &no).ok().flatten()) else {
+        let row = match self.ledger().await {
+            Ok(ledger) => ledger.order(&self.account, &no).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(row) = row else {
             return;
         };
         let mut reasons = Vec::new();

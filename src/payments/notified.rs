@@ -43,6 +43,15 @@ impl Payments {
         if merchant_no.is_none() && platform_no.is_none() {
             return Ok(Received::Rejected("it names no order"));
         }
+        if let Some(why) = &notification.disagreement {
+            // Signed by the gateway, so acknowledged (refusing it would only make the gateway
+            // repeat it), but not recorded and nothing woken: it disagrees with the order.
+            tracing::warn!(
+                order = merchant_no.or(platform_no).unwrap_or_default(),
+                "payment notification not trusted: {why}"
+            );
+            return Ok(Received::Accepted { notification, recorded: false });
+        }
         if !notification.state.is_final() {
             tracing::debug!(
                 state = notification.state.name(),
