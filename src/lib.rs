@@ -13,12 +13,13 @@
 //! - [`money`]: exact amounts in fen, parsed from the literal text an agent sent.
 //! - [`sign`]: MD5 signing and verification for the LFWin and epay wire protocols (pure).
 //! - [`qr`]: QR content → small 1-bit PNG → base64 / data URL; terminal rendering for the demo.
-//! - [`ledger`]: the embedded SQLite order ledger (idempotency, leases and order times across
-//!   restarts).
+//! - [`ledger`]: the order ledger, an embedded SQLite file or PostgreSQL for several instances
+//!   (idempotency, leases and order times across restarts; wakes between instances).
 //! - [`provider`]: the [`provider::Gateway`] trait, domain types, the shared HTTP transport, and one
 //!   folder per gateway (`lfwin`, `epay`, `alipay`).
 //! - [`payments`]: what the tools do, independent of MCP: validation results in, domain results out;
 //!   the create and refund state machines and the wait loop, over any [`provider::Gateway`].
+//! - [`notify`]: the payment notifications endpoint (`/notify/{provider}`), an axum router.
 //! - [`tools`]: the rmcp tool router, the argument declarations (each argument type is both its
 //!   JSON Schema and its parser), output schemas and result rendering (the MCP glue).
 //! - [`sandbox`]: the embedded LFWin-compatible gateway used with no credentials and by the tests.
@@ -29,6 +30,10 @@
 //! - [`card`]: the MCP Apps pay card: its `ui://` resource, `_meta` and capability negotiation.
 //! - [`cli`]: the `demo`, `sandbox`, `doctor` and `token` commands.
 
+// The layout of the MCP service's future (every tool's future, each awaiting the async ledger,
+// inside rmcp's serve loop) is deeper than rustc's default query depth of 128.
+#![recursion_limit = "256"]
+
 pub mod card;
 pub mod cli;
 pub mod config;
@@ -36,6 +41,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod payments;
 pub mod provider;
 pub mod qr;

@@ -1,5 +1,8 @@
-//! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio (or
-//! HTTP with `serve`).
+//! The `payment-mcp` binary: parse the command line, log to stderr, serve MCP over stdio (and
+//! payment notifications on `PAYMENT_NOTIFY_ADDR` when set), or over HTTP with `serve`.
+
+// As in lib.rs: the served MCP session's future is deeper than rustc's default query depth.
+#![recursion_limit = "256"]
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -117,6 +120,21 @@ async fn serve() -> bool {
             "SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)"
         );
     }
+    // Payment notifications on PAYMENT_NOTIFY_ADDR, next to the stdio session (README, "Payment
+    // notifications"): a failure to bind is logged and the tools still work, polling as before.
+    let notify = tokio_util::sync::CancellationToken::new();
+    if let Some(addr) = payments.config().notify_addr {
+        match payment_mcp::notify::serve(addr, payments.clone(), notify.clone()).await {
+            Ok(bound) => tracing::info!(
+                "payment notifications: listening on http://{bound}{}",
+                payment_mcp::notify::path_for(payments.kind())
+            ),
+            Err(e) => {
+                tracing::error!("PAYMENT_NOTIFY_ADDR: cannot listen on {addr}: {e}; notifications are not received")
+            }
+        }
+    }
+    let _stop_notify = notify.drop_guard();
     let server = PaymentServer::new(payments);
     let (service_io, bridge_io) = tokio::io::duplex(1 << 20);
     let bridge = tokio::spawn(payment_mcp::stdio::bridge(tokio::io::stdin(), tokio::io::stdout(), bridge_io));

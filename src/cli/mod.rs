@@ -386,10 +386,13 @@ pub async fn doctor() -> bool {
     }
     let payments = Payments::new(config);
     // Every create and refund is refused without a usable ledger, so it is checked like the keys.
-    match payments.ledger() {
-        Ok(ledger) => match ledger.path() {
-            Some(_) => println!("ledger          : OK (opened, writable)"), // stdout-ok
-            None => println!("ledger          : in memory (records do not survive a restart)"), // stdout-ok
+    match payments.ledger().await {
+        Ok(ledger) => match (&*ledger, ledger.path()) {
+            (crate::ledger::Ledger::Postgres(pg), _) => {
+                println!("ledger          : OK (PostgreSQL {}, migrated)", pg.describe()) // stdout-ok
+            }
+            (_, Some(_)) => println!("ledger          : OK (opened, writable)"), // stdout-ok
+            (_, None) => println!("ledger          : in memory (records do not survive a restart)"), // stdout-ok
         },
         Err(e) => {
             let at = ledger_path.map(|p| format!("{}: ", p.display())).unwrap_or_default();

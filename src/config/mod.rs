@@ -104,8 +104,12 @@ impl ProviderSettings {
     }
 }
 
+/// How often `wait_for_payment` queries an order when `PAYMENT_POLL_INTERVAL_MS` is unset: LFWin
+/// advises about every 2 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Where the order ledger lives (`PAYMENT_LEDGER`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum LedgerSetting {
     /// The platform's per-user data directory.
     Default,
@@ -113,6 +117,43 @@ pub enum LedgerSetting {
     Off,
     /// This file.
     Path(std::path::PathBuf),
+    /// A PostgreSQL server (`postgres://…` or `postgresql://…`), shared by several instances. The
+    /// URL may hold a password, so it is a secret: registered for scrubbing, never printed.
+    Postgres(SecretString),
+}
+
+impl PartialEq for LedgerSetting {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LedgerSetting::Default, LedgerSetting::Default) | (LedgerSetting::Off, LedgerSetting::Off) => true,
+            (LedgerSetting::Path(a), LedgerSetting::Path(b)) => a == b,
+            (LedgerSetting::Postgres(a), LedgerSetting::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for LedgerSetting {}
+
+/// Whether `PAYMENT_LEDGER` names a PostgreSQL server rather than a file.
+fn is_postgres_url(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// A PostgreSQL URL as a secret: the whole URL and its password are scrubbed from everything
+/// that leaves the process.
+fn postgres_setting(url: &str) -> LedgerSetting {
+    crate::redact::register(url);
+    if let Some(password) = url
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()))
+    {
+        crate::redact::register(&password);
+        // The URL form percent-encodes it; the scrubber matches decoded text, so both are covered.
+    }
+    LedgerSetting::Postgres(url.to_owned().into())
 }
 
 /// The validated configuration. Fields hold safe defaults when their variable was bad; the
@@ -141,6 +182,13 @@ pub struct Config {
     pub qr_text: bool,
     /// How long the sandbox takes to settle a refund (`PAYMENT_SANDBOX_REFUND_DELAY_MS`, default 3 s).
     pub sandbox_refund_delay: Duration,
+    /// How often `wait_for_payment` queries an order (`PAYMENT_POLL_INTERVAL_MS`, default 2 s).
+    /// A verified notification wakes a wait at once whatever this is, so with notifications set
+    /// up it can be long.
+    pub poll_interval: Duration,
+    /// Where the stdio server listens for the gateway's payment notifications
+    /// (`PAYMENT_NOTIFY_ADDR`, e.g. `127.0.0.1:8787`); `None`: it does not.
+    pub notify_addr: Option<std::net::SocketAddr>,
     pub ledger: LedgerSetting,
     pub problems: Vec<Problem>,
 }
@@ -228,9 +276,39 @@ impl Config {
             }
         };
 
+        let poll_interval = match get("PAYMENT_POLL_INTERVAL_MS").map(|v| v.parse::<u64>()) {
+            None => DEFAULT_POLL_INTERVAL,
+            Some(Ok(ms @ 200..=3_600_000)) => Duration::from_millis(ms),
+            Some(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_POLL_INTERVAL_MS",
+                    message:
+                        "PAYMENT_POLL_INTERVAL_MS must be milliseconds from 200 to 3600000 (default 2000), or unset"
+                            .into(),
+                    money_moving_only: false,
+                });
+                DEFAULT_POLL_INTERVAL
+            }
+        };
+
+        let notify_addr = get("PAYMENT_NOTIFY_ADDR").and_then(|raw| match raw.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(Problem {
+                    variable: "PAYMENT_NOTIFY_ADDR",
+                    message: format!(
+                        "PAYMENT_NOTIFY_ADDR is `{raw}`; set it to the IP address and port to receive payment notifications on, such as 127.0.0.1:8787, or unset it"
+                    ),
+                    money_moving_only: false,
+                });
+                None
+            }
+        });
+
         let ledger = match get("PAYMENT_LEDGER") {
             None => LedgerSetting::Default,
             Some(v) if v.eq_ignore_ascii_case("off") => LedgerSetting::Off,
+            Some(v) if is_postgres_url(&v) => postgres_setting(&v),
             Some(v) => LedgerSetting::Path(v.into()),
         };
 
@@ -259,6 +337,8 @@ impl Config {
             confirm_timeout,
             qr_text,
             sandbox_refund_delay,
+            poll_interval,
+            notify_addr,
             ledger,
             problems,
         }

@@ -1,10 +1,7 @@
 //! The ledger's order list, for `list_payment_orders` on gateways without a list API: the orders
 //! this server created, newest first, with the last state and payment time a query saw.
 
-use rusqlite::params;
-
-use super::records::{fen, payment_state};
-use super::{Account, Ledger, LedgerError, OrderStage};
+use super::OrderStage;
 use crate::money::Fen;
 use crate::provider::PaymentState;
 
@@ -24,7 +21,7 @@ pub struct ListedOrder {
 
 impl ListedOrder {
     /// The state to show: the last one a query saw; else `pending` for a created order and
-    /// `unknown` for the others (the same rule as the `state` filter of [`Ledger::list_orders`]).
+    /// `unknown` for the others (the same rule as the `state` filter of [`Ledger::list_orders`](super::Ledger::list_orders)).
     pub fn state(&self) -> PaymentState {
         match (self.last_state, self.stage) {
             (Some(state), _) => state,
@@ -34,49 +31,24 @@ impl ListedOrder {
     }
 }
 
-impl Ledger {
-    /// A page of this account's orders, newest first, with optional filters; and how many match.
-    /// A created order never queried counts as `pending`; one whose outcome is unknown, `unknown`.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub fn list_orders(
-        &self,
-        account: &Account,
-        state: Option<PaymentState>,
-        from: Option<i64>,
-        to: Option<i64>,
-        page: u32,
-        limit: u32,
-    ) -> Result<(u64, Vec<ListedOrder>), LedgerError> {
-        let conn = self.lock();
-        let state = state.map(PaymentState::name);
-        let filter = "provider = ?1 AND merchant = ?2
-            AND (?3 IS NULL OR COALESCE(last_state, CASE outcome WHEN 'created' THEN 'pending' ELSE 'unknown' END) = ?3)
-            AND (?4 IS NULL OR order_time >= ?4) AND (?5 IS NULL OR order_time <= ?5)";
-        let total: i64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM orders WHERE {filter}"),
-            params![account.provider, account.merchant, state, from, to],
-            |r| r.get(0),
-        )?;
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
-        let mut stmt = conn.prepare(&format!(
-            "SELECT merchant_order_no, platform_order_no, amount_fen, order_time, last_state, outcome, paid_at FROM orders
-             WHERE {filter} ORDER BY order_time DESC, merchant_order_no DESC LIMIT ?6 OFFSET ?7"
-        ))?;
-        let rows = stmt
-            .query_map(params![account.provider, account.merchant, state, from, to, i64::from(limit), offset], |r| {
-                Ok(ListedOrder {
-                    merchant_order_no: r.get(0)?,
-                    platform_order_no: r.get(1)?,
-                    amount: fen(r.get(2)?),
-                    order_time: r.get(3)?,
-                    last_state: payment_state(r.get(4)?),
-                    stage: r.get(5)?,
-                    paid_at: r.get(6)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((total.max(0) as u64, rows))
+/// The filters and page of a listing.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Filter {
+    pub state: Option<PaymentState>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+impl Filter {
+    /// The row offset of the page (pages count from 1).
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.limit)
     }
 }
+
+/// The state a listed row counts as, in SQL (both dialects): the last one a query saw, else
+/// `pending` for a created order and `unknown` for the others (as [`ListedOrder::state`]).
+pub(super) const SHOWN_STATE: &str =
+    "COALESCE(last_state, CASE outcome WHEN 'created' THEN 'pending' ELSE 'unknown' END)";

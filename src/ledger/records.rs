@@ -54,6 +54,15 @@ macro_rules! stage_text {
             pub(super) fn standing(self) -> Standing {
                 match self { $($stage::$variant => Standing::$standing,)* }
             }
+
+            /// The stage a word in the `outcome` column stands for; an unknown word is an error,
+            /// never a guess.
+            pub(super) fn from_word(word: &str) -> Result<Self, super::LedgerError> {
+                match word {
+                    $($text => Ok($stage::$variant),)*
+                    other => Err(super::LedgerError(format!("unrecognised outcome {other:?} in the ledger"))),
+                }
+            }
         }
 
         impl ToSql for $stage {

@@ -56,8 +56,8 @@ impl Payments {
             OrderRef::Merchant { merchant_order_no, .. } => Some(merchant_order_no.clone()),
             OrderRef::Platform(_) => None,
         });
-        if let (Ok(ledger), Some(no)) = (self.ledger(), merchant_no) {
-            logged(ledger.note_order_state(&self.account, &no, &closed));
+        if let (Ok(ledger), Some(no)) = (self.ledger().await, merchant_no) {
+            logged(ledger.note_order_state(&self.account, &no, &closed)).await;
         }
         Ok(CloseOutcome { status: closed, already: false })
     }

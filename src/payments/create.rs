@@ -68,7 +68,7 @@ impl Payments {
         let (ledger, start) = self.begin(
             Intent::Create,
             &no,
-            |ledger, account, lease| ledger.begin_order(account, &no, request.amount, request.order_time, lease),
+            async |ledger, account, lease| ledger.begin_order(account, &no, request.amount, request.order_time, lease).await,
             |row| {
                 PaymentError::new(
                     ErrorKind::Refused,
@@ -78,7 +78,8 @@ impl Payments {
                     ),
                 )
             },
-        )?;
+        )
+        .await?;
         let account = &self.account;
         let first_attempt = matches!(start, Start::First);
         match start {
@@ -109,7 +110,7 @@ impl Payments {
                     raw_status: Some(&order.raw_status),
                     ..OrderUpdate::stage(OrderStage::Created)
                 };
-                logged(ledger.finish_order(account, &no, update));
+                logged(ledger.finish_order(account, &no, update)).await;
                 Ok(CreateOutcome { request, order, replayed: false, recovered: None, known_state: None })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
@@ -121,14 +122,14 @@ impl Payments {
                             raw_status: Some(&outcome.order.raw_status),
                             ..OrderUpdate::stage(OrderStage::Unknown)
                         };
-                        logged(ledger.finish_order(account, &no, update));
+                        logged(ledger.finish_order(account, &no, update)).await;
                         if let Some(status) = &outcome.recovered {
-                            logged(ledger.note_order_state(account, &no, status));
+                            logged(ledger.note_order_state(account, &no, status)).await;
                         }
                     }
                     // Proven never created: forgotten, so the same call may simply be repeated.
-                    Err(e) if e.kind == ErrorKind::Transport => logged(ledger.forget_order(account, &no)),
-                    Err(_) => logged(ledger.finish_order(account, &no, OrderUpdate::stage(OrderStage::Unknown))),
+                    Err(e) if e.kind == ErrorKind::Transport => logged(ledger.forget_order(account, &no)).await,
+                    Err(_) => logged(ledger.finish_order(account, &no, OrderUpdate::stage(OrderStage::Unknown))).await,
                 }
                 settled
             }
@@ -140,9 +141,9 @@ impl Payments {
                     AfterError::Unknown => {
                         let update =
                             OrderUpdate { raw_status: err.code.as_deref(), ..OrderUpdate::stage(OrderStage::Unknown) };
-                        logged(ledger.finish_order(account, &no, update));
+                        logged(ledger.finish_order(account, &no, update)).await;
                     }
-                    AfterError::Forget => logged(ledger.forget_order(account, &no)),
+                    AfterError::Forget => logged(ledger.forget_order(account, &no)).await,
                 }
                 Err(err)
             }
@@ -173,8 +174,8 @@ impl Payments {
                     raw_status: Some(&status.raw_status),
                     ..OrderUpdate::stage(OrderStage::Unknown)
                 };
-                logged(ledger.finish_order(&self.account, &no, update));
-                logged(ledger.note_order_state(&self.account, &no, &status));
+                logged(ledger.finish_order(&self.account, &no, update)).await;
+                logged(ledger.note_order_state(&self.account, &no, &status)).await;
                 let order = CreatedOrder {
                     platform_order_no: status.platform_order_no.clone().or(row.platform_order_no),
                     raw_status: status.raw_status.clone(),
@@ -190,7 +191,7 @@ impl Payments {
                 })
             }
             answer => {
-                logged(ledger.finish_order(&self.account, &no, OrderUpdate::stage(OrderStage::Unknown)));
+                logged(ledger.finish_order(&self.account, &no, OrderUpdate::stage(OrderStage::Unknown))).await;
                 let (why, err) = match answer {
                     Err(e) => (e.message.clone(), e),
                     Ok(_) => (

@@ -9,7 +9,9 @@
 //! - `create.rs`: the create state machine (`create_payment_order`);
 //! - `refund.rs`: the refund state machine (`refund_payment_order`) and refund queries;
 //! - `wait.rs`: the polling loop of `wait_for_payment`;
-//! - `close.rs`: closing an unpaid order (`close_payment_order`).
+//! - `close.rs`: closing an unpaid order (`close_payment_order`);
+//! - `notified.rs`: payment notifications received on the notify URL (verified, recorded once,
+//!   waking the waits on their order).
 //!
 //! Arguments arrive validated (see `tools::args`); results leave as domain types that
 //! `tools::render` turns into MCP content. [`Payments::new`] builds its gateway client on first use,
@@ -18,22 +20,24 @@
 
 mod close;
 mod create;
+mod notified;
 mod refund;
 mod wait;
 
 pub use close::CloseOutcome;
 pub use create::CreateOutcome;
+pub use notified::Received;
 pub use refund::{CheckedRefund, RefundOutcome};
 pub use wait::{POLL_INTERVAL, WaitProgress};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, ExposeSecret, LedgerSetting, ProviderSettings};
 use crate::error::{ErrorKind, PaymentError};
-use crate::ledger::{Account, Begin, Ledger, LedgerError};
+use crate::ledger::{Account, Begin, Ledger, LedgerError, Wakes};
 use crate::provider::lfwin::LfwinClient;
 use crate::provider::{
     Gateway, ListQuery, MerchantInfo, Notification, OrderPage, OrderRef, OrderStatus, OrderSummary, PaymentState,
@@ -47,8 +51,11 @@ pub struct Payments {
     config: Config,
     gateway: OnceCell<Result<Arc<dyn Gateway>, PaymentError>>,
     sandbox: OnceCell<Option<sandbox::SandboxGateway>>,
-    ledger: OnceLock<Result<Arc<Ledger>, PaymentError>>,
+    ledger: OnceCell<Result<Arc<Ledger>, PaymentError>>,
     account: Account,
+    /// Where notifications wake the waits of this process (and, on PostgreSQL, where wakes from
+    /// other instances arrive).
+    wakes: Wakes,
 }
 
 /// A ledger failure before anything was sent: a `config` error naming `PAYMENT_LEDGER`.
@@ -58,8 +65,8 @@ fn ledger_failed(what: &str) -> PaymentError {
 }
 
 /// A ledger failure after a request was sent: logged, never allowed to hide the gateway's answer.
-fn logged<T>(result: Result<T, LedgerError>) {
-    if let Err(e) = result {
+async fn logged<T>(write: impl std::future::Future<Output = Result<T, LedgerError>>) {
+    if let Err(e) = write.await {
         tracing::error!("could not record the outcome in the order ledger: {e}");
     }
 }
@@ -139,15 +146,26 @@ impl Payments {
             ProviderSettings::Sandbox => Account::new("sandbox", "", ""),
             ProviderSettings::Unconfigured => Account::new("unconfigured", "", ""),
         };
-        Payments { config, gateway: OnceCell::new(), sandbox: OnceCell::new(), ledger: OnceLock::new(), account }
+        Payments {
+            config,
+            gateway: OnceCell::new(),
+            sandbox: OnceCell::new(),
+            ledger: OnceCell::new(),
+            account,
+            wakes: Wakes::new(),
+        }
     }
 
     /// The service for `config` over a given gateway and ledger, instead of the ones the
     /// configuration names (the configuration still supplies guardrails, timeouts and the account).
+    /// On PostgreSQL, the ledger's wake hub becomes this service's, so wakes from other
+    /// instances reach its waits.
     pub fn with_gateway(config: Config, gateway: Arc<dyn Gateway>, ledger: Arc<Ledger>) -> Payments {
+        let wakes = ledger.wakes().cloned().unwrap_or_default();
         Payments {
             gateway: OnceCell::new_with(Some(Ok(gateway))),
-            ledger: OnceLock::from(Ok(ledger)),
+            ledger: OnceCell::new_with(Some(Ok(ledger))),
+            wakes,
             ..Payments::new(config)
         }
     }
@@ -157,12 +175,13 @@ impl Payments {
     ///
     /// # Errors
     /// A `config` error naming `PAYMENT_LEDGER` when the ledger cannot be opened.
-    pub fn ledger(&self) -> Result<Arc<Ledger>, PaymentError> {
+    pub async fn ledger(&self) -> Result<Arc<Ledger>, PaymentError> {
         self.ledger
-            .get_or_init(|| {
+            .get_or_init(|| async {
                 let opened = match (&self.config.ledger, self.is_sandbox()) {
                     (LedgerSetting::Off, _) | (LedgerSetting::Default, true) => Ledger::in_memory(),
                     (LedgerSetting::Path(path), _) => Ledger::open(path),
+                    (LedgerSetting::Postgres(url), _) => Ledger::postgres(url.expose_secret(), self.wakes.clone()).await,
                     (LedgerSetting::Default, false) => match Ledger::default_path() {
                         Some(path) => Ledger::open(&path),
                         None => Err(LedgerError("this platform has no per-user data directory".into())),
@@ -177,16 +196,27 @@ impl Payments {
                     .with_code("PAYMENT_LEDGER")
                 })
             })
+            .await
             .clone()
     }
 
-    /// Whether money-moving calls could be recorded now: the ledger opens and answers.
+    /// The merchant account the ledger files this service's rows under.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// Whether money-moving calls could be recorded now: the ledger opens and answers a query
+    /// (`serve --http`'s `/readyz`; SQLite or PostgreSQL alike).
     ///
     /// # Errors
-    /// Why not, without secrets (the ledger's path at most).
-    pub fn ready(&self) -> Result<(), String> {
-        let ledger = self.ledger().map_err(|e| e.message)?;
-        ledger.ping().map_err(|e| format!("the order ledger does not answer: {e}"))
+    /// Why not, without secrets (never the PostgreSQL URL's password).
+    pub async fn ready(&self) -> Result<(), String> {
+        let ledger = self.ledger().await.map_err(|e| e.message)?;
+        ledger
+            .order(&self.account, "-readyz-")
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the order ledger does not answer: {e}"))
     }
 
     pub fn config(&self) -> &Config {
@@ -299,15 +329,16 @@ impl Payments {
     /// process's lease (`record` is the ledger's begin step for the kind), and turns what the
     /// ledger found into the next step. A call in flight elsewhere is `outcome_unknown` and a
     /// number used for another request is refused (`conflict`), both before anything is sent.
-    fn begin<R>(
+    async fn begin<R>(
         &self,
         intent: Intent,
         no: &str,
-        record: impl FnOnce(&Ledger, &Account, Duration) -> Result<Begin<R>, LedgerError>,
+        record: impl AsyncFnOnce(&Ledger, &Account, Duration) -> Result<Begin<R>, LedgerError>,
         conflict: impl FnOnce(R) -> PaymentError,
     ) -> Result<(Arc<Ledger>, Start<R>), PaymentError> {
-        let ledger = self.ledger()?;
+        let ledger = self.ledger().await?;
         let begin = record(&ledger, &self.account, self.lease())
+            .await
             .map_err(|e| ledger_failed(&format!("could not record this {} ({e}); nothing was sent", intent.noun())))?;
         let start = match begin {
             Begin::New => Start::First,
@@ -322,11 +353,15 @@ impl Payments {
     /// A `not_found` for an `order_no` the ledger knows as the merchant order number of an order
     /// this server created: says so, and gives the platform number to call `tool` with instead.
     /// Any other error is returned as it is.
-    fn merchant_number_hint(&self, order_no: &str, tool: &str, err: PaymentError) -> PaymentError {
+    async fn merchant_number_hint(&self, order_no: &str, tool: &str, err: PaymentError) -> PaymentError {
         if err.kind != ErrorKind::NotFound {
             return err;
         }
-        let Some(row) = self.ledger().ok().and_then(|l| l.order(&self.account, order_no).ok().flatten()) else {
+        let row = match self.ledger().await {
+            Ok(ledger) => ledger.order(&self.account, order_no).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(row) = row else {
             return err;
         };
         if row.platform_order_no.as_deref() == Some(order_no) {
@@ -356,10 +391,10 @@ impl Payments {
     pub async fn query(&self, mut order: OrderRef) -> Result<OrderStatus, PaymentError> {
         let gateway = self.gateway(false).await?;
         // Read-only calls work without a ledger; they just cannot fill in order_time.
-        let ledger = self.ledger().ok();
+        let ledger = self.ledger().await.ok();
         let recorded = match (&order, &ledger) {
             (OrderRef::Merchant { merchant_order_no, .. }, Some(ledger)) => {
-                ledger.order(&self.account, merchant_order_no).ok().flatten()
+                ledger.order(&self.account, merchant_order_no).await.ok().flatten()
             }
             _ => None,
         };
@@ -391,7 +426,7 @@ impl Payments {
             OrderRef::Platform(_) => None,
         });
         if let (Some(ledger), Some(no)) = (ledger, merchant_no) {
-            logged(ledger.note_order_state(&self.account, &no, &status));
+            logged(ledger.note_order_state(&self.account, &no, &status)).await;
         }
         Ok(status)
     }
@@ -416,11 +451,12 @@ impl Payments {
                 "This provider's orders are listed from this server's order ledger, which has no pay type (the LFWin cashier lets the payer choose); leave pay_type out. Nothing was sent.",
             ));
         }
-        let ledger = self.ledger()?;
+        let ledger = self.ledger().await?;
         let from = query.start_time.as_deref().and_then(china_time_to_unix);
         let to = query.end_time.as_deref().and_then(china_time_to_unix);
         let (total, rows) = ledger
             .list_orders(&self.account, query.state, from, to, query.page, query.limit)
+            .await
             .map_err(|e| ledger_failed(&format!("could not be read ({e})")))?;
         let mut orders: Vec<OrderSummary> = rows
             .into_iter()
@@ -484,7 +520,7 @@ impl Payments {
         let gateway = self.gateway(false).await?;
         let mut notification = gateway.verify_notification(raw);
         if gateway.kind() == ProviderKind::Alipay {
-            self.check_notification_against_ledger(&mut notification);
+            self.check_notification_against_ledger(&mut notification).await;
         }
         Ok(notification)
     }
@@ -495,14 +531,18 @@ impl Payments {
     /// valid (it is Alipay's) but the state `unknown`, with the reason: a merchant must not deliver
     /// against it. Orders the ledger does not know (or no ledger) are judged by the signature alone.
     /// Scoped to Alipay: epay gateways may charge another amount than the order's (`price`).
-    fn check_notification_against_ledger(&self, n: &mut Notification) {
+    async fn check_notification_against_ledger(&self, n: &mut Notification) {
         if !n.signature_valid {
             return;
         }
         let Some(no) = n.merchant_order_no.clone() else {
             return;
         };
-        let Some(row) = self.ledger().ok().and_then(|l| l.order(&self.account, &no).ok().flatten()) else {
+        let row = match self.ledger().await {
+            Ok(ledger) => ledger.order(&self.account, &no).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let Some(row) = row else {
             return;
         };
         let mut reasons = Vec::new();

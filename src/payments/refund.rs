@@ -71,7 +71,7 @@ impl Payments {
         let (ledger, start) = self.begin(
             Intent::Refund,
             &no,
-            |ledger, account, lease| ledger.begin_refund(account, &no, &request.order_no, request.amount, lease),
+            async |ledger, account, lease| ledger.begin_refund(account, &no, &request.order_no, request.amount, lease).await,
             |row| {
                 PaymentError::new(
                     ErrorKind::Refused,
@@ -81,7 +81,8 @@ impl Payments {
                     ),
                 )
             },
-        )?;
+        )
+        .await?;
         let account = &self.account;
         let first_attempt = matches!(start, Start::First);
         match start {
@@ -100,7 +101,7 @@ impl Payments {
             // An earlier attempt's outcome is unknown. Where the same mch_refund_no is the same
             // refund to the gateway, asking again cannot refund twice; elsewhere it could.
             Start::Retry(_) if !gateway.refund_is_idempotent() => {
-                logged(ledger.finish_refund(account, &no, RefundUpdate::stage(RefundStage::Unknown)));
+                logged(ledger.finish_refund(account, &no, RefundUpdate::stage(RefundStage::Unknown))).await;
                 return Err(PaymentError::new(
                     ErrorKind::OutcomeUnknown,
                     format!(
@@ -124,12 +125,12 @@ impl Payments {
                     state: Some(RefundState::Processing),
                     ..RefundUpdate::stage(RefundStage::Accepted)
                 };
-                logged(ledger.finish_refund(account, &no, update));
+                logged(ledger.finish_refund(account, &no, update)).await;
                 Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown && !gateway.refund_is_idempotent() => {
                 // No refund query exists for such gateways: the outcome stays unknown.
-                logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref())));
+                logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))).await;
                 Err(err)
             }
             Err(err) if err.kind == ErrorKind::OutcomeUnknown => {
@@ -157,11 +158,11 @@ impl Payments {
                             state: Some(accepted.state),
                             ..RefundUpdate::stage(RefundStage::Accepted)
                         };
-                        logged(ledger.finish_refund(account, &no, update));
+                        logged(ledger.finish_refund(account, &no, update)).await;
                         Ok(RefundOutcome { accepted, amount: request.amount, replayed: false })
                     }
                     None => {
-                        logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref())));
+                        logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))).await;
                         Err(PaymentError {
                             message: format!("{} A follow-up refund query could not confirm it either.", err.message),
                             ..err
@@ -173,10 +174,12 @@ impl Payments {
                 match AfterError::of(&err, first_attempt) {
                     // A gateway-side error, or a retry of a refund whose first attempt's outcome
                     // is unknown: its record stays.
-                    AfterError::Unknown => logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))),
-                    AfterError::Forget => logged(ledger.forget_refund(account, &no)),
+                    AfterError::Unknown => {
+                        logged(ledger.finish_refund(account, &no, unknown(err.code.as_deref()))).await
+                    }
+                    AfterError::Forget => logged(ledger.forget_refund(account, &no)).await,
                 }
-                Err(self.merchant_number_hint(&request.order_no, "refund_payment_order", err))
+                Err(self.merchant_number_hint(&request.order_no, "refund_payment_order", err).await)
             }
         }
     }
@@ -218,11 +221,11 @@ impl Payments {
                     state: Some(state),
                     ..RefundUpdate::stage(RefundStage::Accepted)
                 };
-                logged(ledger.finish_refund(&self.account, no, update));
+                logged(ledger.finish_refund(&self.account, no, update)).await;
                 Ok(RefundOutcome { accepted, amount: request.amount, replayed: true })
             }
             answer => {
-                logged(ledger.finish_refund(&self.account, no, RefundUpdate::stage(RefundStage::Unknown)));
+                logged(ledger.finish_refund(&self.account, no, RefundUpdate::stage(RefundStage::Unknown))).await;
                 let (why, err) = match answer {
                     Err(e) => (e.message.clone(), e),
                     Ok(_) => (
@@ -247,16 +250,16 @@ impl Payments {
     /// Configuration, the gateway's answer, or transport faults.
     pub async fn query_refund(&self, query: RefundQuery) -> Result<RefundStatus, PaymentError> {
         let gateway = self.gateway(false).await?;
-        let status = gateway
-            .query_refund(&query)
-            .await
-            .map_err(|e| self.merchant_number_hint(&query.order_no, "query_refund_status", e))?;
-        if let Ok(ledger) = self.ledger() {
+        let status = match gateway.query_refund(&query).await {
+            Ok(status) => status,
+            Err(e) => return Err(self.merchant_number_hint(&query.order_no, "query_refund_status", e).await),
+        };
+        if let Ok(ledger) = self.ledger().await {
             for record in &status.records {
                 if let Some(no) = &record.mch_refund_no
                     && record.state != RefundState::Unknown
                 {
-                    logged(ledger.note_refund_state(&self.account, no, record.state));
+                    logged(ledger.note_refund_state(&self.account, no, record.state)).await;
                 }
             }
         }

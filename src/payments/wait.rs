@@ -1,5 +1,8 @@
-//! The polling loop of `wait_for_payment`: query an order about every two seconds until its state
-//! is final, the time is up, or the call is cancelled.
+//! The polling loop of `wait_for_payment`: query an order every poll interval (2 s unless
+//! `PAYMENT_POLL_INTERVAL_MS` says otherwise) until its state is final, the time is up, or the call
+//! is cancelled. A verified payment notification for the order (received by this process, or on
+//! PostgreSQL by another instance) wakes the wait, which queries at once instead of at its next
+//! poll: the query, never the notification, says what the state is.
 //!
 //! The loop reports each non-final check through a callback; the MCP glue turns that into progress
 //! notifications when the call carries a progress token, and this module knows nothing of MCP.
@@ -7,16 +10,36 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, PaymentError};
+use crate::ledger::{Account, Signal};
 use crate::provider::{OrderRef, OrderStatus, PaymentState};
 
 use super::Payments;
 
-/// How often `wait_for_payment` checks the order: LFWin advises about every 2 s.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How often `wait_for_payment` checks the order by default: LFWin advises about every 2 s.
+pub const POLL_INTERVAL: Duration = crate::config::DEFAULT_POLL_INTERVAL;
+
+/// Returns when a signal concerns the order known by `merchant_order_no` / `platform_order_no`
+/// (or when wakes may have been missed); never when the hub is gone.
+async fn woken(
+    wakes: &mut Receiver<Signal>,
+    account: &Account,
+    merchant_order_no: Option<&str>,
+    platform_order_no: Option<&str>,
+) {
+    loop {
+        match wakes.recv().await {
+            Ok(Signal::Order(wake)) if wake.concerns(account, merchant_order_no, platform_order_no) => return,
+            Ok(Signal::Order(_)) => {}
+            Ok(Signal::Everything) | Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
 
 /// One non-final check of a wait, as reported to the caller's progress callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +89,12 @@ impl Payments {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut polls = 0u32;
+        // Subscribed before the first query: a notification that arrives while it runs still wakes.
+        let mut wakes = self.wakes.subscribe();
+        let (merchant_no, mut platform_no) = match order {
+            OrderRef::Merchant { merchant_order_no, .. } => (Some(merchant_order_no.clone()), None),
+            OrderRef::Platform(no) => (None, Some(no.clone())),
+        };
         loop {
             polls += 1;
             let last = match self.query(order.clone()).await {
@@ -74,6 +103,9 @@ impl Payments {
                 Err(e) if e.retryable => None,
                 Err(e) => return Err(e),
             };
+            if platform_no.is_none() {
+                platform_no = last.as_ref().and_then(|s| s.platform_order_no.clone());
+            }
             let done = last.as_ref().is_some_and(|s| s.state.is_final());
             let now = Instant::now();
             if done || now >= deadline {
@@ -96,7 +128,10 @@ impl Payments {
                     return Err(PaymentError::new(ErrorKind::Transport, "The wait was cancelled; the order's state did not change because of it."));
                 }
                 // The last sleep ends at the deadline, where one more check is made.
-                _ = tokio::time::sleep(POLL_INTERVAL.min(deadline - now)) => {}
+                _ = tokio::time::sleep(self.config.poll_interval.min(deadline - now)) => {}
+                () = woken(&mut wakes, &self.account, merchant_no.as_deref(), platform_no.as_deref()) => {
+                    tracing::debug!("wait_for_payment: woken by a payment notification; checking now");
+                }
             }
         }
     }

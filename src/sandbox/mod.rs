@@ -23,7 +23,7 @@
 //! with `tracing`.
 
 mod alipay;
-mod http;
+pub(crate) mod http;
 mod page;
 mod routes;
 mod state;
@@ -394,6 +394,17 @@ impl SandboxGateway {
     /// How many requests reached an LFWin endpoint (all of them, also those the log dropped).
     pub fn request_count(&self) -> usize {
         self.shared.lock().request_total
+    }
+
+    /// The signed payment notification this gateway would post for an order now (its form
+    /// fields, `sign` included), in its wire's format; `None` for an unknown order. Tests post it
+    /// themselves, repeat it, or tamper with it.
+    pub fn notification_for(&self, order_no: &str) -> Option<Vec<(String, String)>> {
+        let order = self.shared.lock().find(order_no)?.clone();
+        match self.shared.config.wire {
+            Wire::Lfwin => Some(self.shared.lfwin_notification(&order)),
+            Wire::Alipay => alipay::notification(&self.shared, &order),
+        }
     }
 
     /// A snapshot of an order, found by platform or merchant order number.

@@ -22,6 +22,7 @@
 //! | `/readyz` | readiness: 200 when the ledger answers, 503 otherwise and while draining |
 //! | `/metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `/.well-known/oauth-protected-resource[/mcp]` | RFC 9728 metadata (OAuth mode) |
+//! | `/notify/{provider}` | payment notifications from the gateway ([`crate::notify`]; no bearer token) |
 //!
 //! The transport is stateless for 2026-07-28 clients (rmcp serves that revision without sessions)
 //! and keeps sessions for older ones (`legacy_session_mode`). `Host` and `Origin` are checked by
@@ -190,6 +191,11 @@ fn router(state: Arc<AppState>, server: PaymentServer, settings: &HttpSettings, 
     // the ledger, the tool router and the pending refund confirmations.
     let mcp = StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config);
     let mcp = Router::new().nest_service("/mcp", mcp).layer(middleware::from_fn_with_state(state.clone(), auth::admit));
+    // The payment notifications (`POST|GET /notify/{provider}`): outside the auth layer, since
+    // gateways carry no bearer token (their signature is the check), with the notify endpoint's
+    // own body limit and the same slow-body limit as on PAYMENT_NOTIFY_ADDR.
+    let notify =
+        crate::notify::router(state.payments.clone()).layer(middleware::from_fn(crate::sandbox::http::read_body));
     Router::new()
         .merge(mcp)
         .route("/healthz", get(|| async { "ok\n" }))
@@ -197,12 +203,9 @@ fn router(state: Arc<AppState>, server: PaymentServer, settings: &HttpSettings, 
         .route("/metrics", get(metrics))
         .route("/.well-known/oauth-protected-resource", get(auth::protected_resource))
         .route("/.well-known/oauth-protected-resource/mcp", get(auth::protected_resource))
-        // NOTIFY: the payment-notification endpoint (`POST|GET /notify/{provider}`, branch `pg`)
-        // is merged here by the lead: `.merge(crate::notify::router(...))`. It must stay outside
-        // the auth layer above (gateways carry no bearer token; their signature is the check) and
-        // should call `crate::metrics::notification_accepted/_rejected(provider)`.
-        .layer(middleware::from_fn(access))
         .with_state(state)
+        .merge(notify)
+        .layer(middleware::from_fn(access))
 }
 
 /// `/readyz`: the ledger answers, and the server is not draining.
@@ -210,13 +213,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.draining.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
-    let payments = state.payments.clone();
-    match tokio::task::spawn_blocking(move || payments.ready()).await {
+    // A ledger that hangs (a PostgreSQL server gone quiet) is not ready either.
+    match tokio::time::timeout(Duration::from_secs(5), state.payments.ready()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(why)) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", crate::redact::scrub(&why))).into_response()
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready: the check failed\n").into_response(),
+        Err(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready: the ledger did not answer within 5 s\n").into_response()
+        }
     }
 }
 

@@ -180,3 +180,46 @@ async fn shutdown_lets_a_create_in_flight_finish_and_refuses_new_calls() {
     let log = server.stderr.lock().unwrap().clone();
     assert!(log.contains("waiting for 1 money-moving call(s)"), "{log}");
 }
+
+#[tokio::test]
+async fn gateway_notifications_reach_serve_without_a_token_and_are_counted() {
+    let file = temp_tokens_file();
+    let token = payment_mcp::serve::tokens::add(&file, "shop", "payments:all").unwrap();
+    let server =
+        HttpServer::start(Start::default().with_gateway().await.env("PAYMENT_TOKENS_FILE", file.to_str().unwrap()))
+            .await;
+    let client = server.connect(Some(&token), false).await.unwrap();
+    let notify_url = format!("{}/notify/lfwin", server.base);
+    let created = ok(call(
+        &client,
+        "create_payment_order",
+        json!({"merchant_order_no": "NT-1", "amount": "2.00", "notify_url": notify_url}),
+    )
+    .await);
+    let order_no = created["order_no"].as_str().unwrap().to_owned();
+    server.gw().simulate_payment(&order_no, true).unwrap();
+    let fields = server.gw().notification_for(&order_no).unwrap();
+
+    // The gateway carries no bearer token: its signature is the check.
+    let http = server.raw();
+    for _ in 0..3 {
+        let reply = http.post(&notify_url).form(&fields).send().await.unwrap();
+        assert_eq!((reply.status().as_u16(), reply.text().await.unwrap()), (200, "success".to_owned()));
+    }
+    let mut tampered = fields.clone();
+    tampered.iter_mut().find(|(k, _)| k == "pri_paymoney").unwrap().1 = "0.01".into();
+    let reply = http.post(&notify_url).form(&tampered).send().await.unwrap();
+    assert_eq!((reply.status().as_u16(), reply.text().await.unwrap()), (400, "fail".to_owned()));
+    let reply = http.post(format!("{}/notify/made-up-provider", server.base)).form(&fields).send().await.unwrap();
+    assert_eq!(reply.status(), 404);
+    let queried = ok(call(&client, "query_payment_order", json!({"order_no": order_no})).await);
+    assert_eq!(queried["state"], "paid");
+
+    let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let count = |needle: &str| -> u64 {
+        metrics.lines().find_map(|l| l.strip_prefix(needle)).map_or(0, |n| n.trim().parse().unwrap())
+    };
+    assert!(count("payment_mcp_notifications_total{provider=\"lfwin\",verdict=\"accepted\"}") >= 3, "{metrics}");
+    assert_eq!(count("payment_mcp_notifications_total{provider=\"lfwin\",verdict=\"rejected\"}"), 1, "{metrics}");
+    assert_eq!(count("payment_mcp_notifications_total{provider=\"other\",verdict=\"rejected\"}"), 1, "{metrics}");
+}

@@ -35,4 +35,5 @@ mod http;
 mod http_auth;
 mod http_oauth;
 mod ledger;
+mod postgres;
 mod protocol;

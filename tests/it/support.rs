@@ -40,6 +40,8 @@ pub const ALL_VARS: &[&str] = &[
     "PAYMENT_EPAY_TYPE",
     "PAYMENT_LOG",
     "PAYMENT_SANDBOX_REFUND_DELAY_MS",
+    "PAYMENT_POLL_INTERVAL_MS",
+    "PAYMENT_NOTIFY_ADDR",
     "AP_APP_ID",
     "AP_APP_KEY",
     "AP_PUB_KEY",
@@ -180,7 +182,7 @@ pub struct Options {
     pub gateway: SandboxConfig,
     /// Use this running gateway instead of starting one from `gateway`.
     pub shared_gateway: Option<SandboxGateway>,
-    /// The ledger file; a fresh temporary one when `None`.
+    /// The ledger file (or a `postgres://` URL); a fresh temporary file when `None`.
     pub ledger: Option<std::path::PathBuf>,
     pub env: Vec<(String, String)>,
     pub modern: bool,

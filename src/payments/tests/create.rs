@@ -33,7 +33,7 @@ async fn a_create_is_sent_once_and_recorded() {
     assert_eq!(out.order.platform_order_no.as_deref(), Some("P-1"));
     assert_eq!(out.request.notify_url.as_deref(), Some("https://shop.example/notify"), "the configured default");
     assert_eq!(s.gateway.calls(), [Call::Create("M-1".into())]);
-    let row = s.ledger.order(s.account(), "M-1").unwrap().unwrap();
+    let row = s.ledger.order(s.account(), "M-1").await.unwrap().unwrap();
     assert_eq!((row.stage, row.platform_order_no.as_deref()), (OrderStage::Created, Some("P-1")));
     assert_eq!(row.pay_url.as_deref(), Some("https://pay.example/P-1"));
 }
@@ -74,7 +74,7 @@ async fn a_lost_reply_is_settled_by_a_query_that_finds_the_order() {
     assert!(out.order.pay_url.is_none(), "the pay link was lost with the reply");
     let asked = OrderRef::Merchant { merchant_order_no: "M-7".into(), order_time: Some(ORDER_TIME) };
     assert_eq!(s.gateway.calls(), [Call::Create("M-7".into()), Call::Query(asked)]);
-    let row = s.ledger.order(s.account(), "M-7").unwrap().unwrap();
+    let row = s.ledger.order(s.account(), "M-7").await.unwrap().unwrap();
     assert_eq!((row.stage, row.platform_order_no.as_deref()), (OrderStage::Unknown, Some("P-7")));
 }
 
@@ -86,19 +86,19 @@ async fn a_lost_reply_no_query_confirms_is_outcome_unknown_and_a_repeat_asks_aga
     let err = s.payments.create(request("M-8", 1230), &s.payments.config().scope()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::OutcomeUnknown);
     assert!(err.message.contains("could not confirm"), "{}", err.message);
-    assert_eq!(s.ledger.order(s.account(), "M-8").unwrap().unwrap().stage, OrderStage::Unknown);
+    assert_eq!(s.ledger.order(s.account(), "M-8").await.unwrap().unwrap().stage, OrderStage::Unknown);
     // The repeat holds the intent now and asks again under the same number and time.
     s.gateway.create(Ok(created("P-8")));
     let out = s.payments.create(request("M-8", 1230), &s.payments.config().scope()).await.unwrap();
     assert!(!out.replayed);
     assert_eq!(s.gateway.creates_sent(), 2);
-    assert_eq!(s.ledger.order(s.account(), "M-8").unwrap().unwrap().stage, OrderStage::Created);
+    assert_eq!(s.ledger.order(s.account(), "M-8").await.unwrap().unwrap().stage, OrderStage::Created);
 }
 
 #[tokio::test]
 async fn a_repeat_while_the_first_is_in_flight_sends_nothing() {
     let s = Setup::new(&[]);
-    s.ledger.begin_order(s.account(), "M-9", Fen(1230), ORDER_TIME, Duration::from_secs(60)).unwrap();
+    s.ledger.begin_order(s.account(), "M-9", Fen(1230), ORDER_TIME, Duration::from_secs(60)).await.unwrap();
     let err = s.payments.create(request("M-9", 1230), &s.payments.config().scope()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::OutcomeUnknown);
     assert!(err.message.contains("in flight"), "{}", err.message);
@@ -113,7 +113,7 @@ async fn a_create_refused_for_sure_is_forgotten_so_a_corrected_one_is_not_a_repe
         s.payments.create(request("M-10", 1230), &s.payments.config().scope()).await.unwrap_err().kind,
         ErrorKind::InvalidInput
     );
-    assert_eq!(s.ledger.order(s.account(), "M-10").unwrap(), None);
+    assert_eq!(s.ledger.order(s.account(), "M-10").await.unwrap(), None);
     s.gateway.create(Ok(created("P-10")));
     assert!(!s.payments.create(request("M-10", 1240), &s.payments.config().scope()).await.unwrap().replayed);
 }
@@ -125,7 +125,7 @@ async fn an_amount_above_the_limit_is_refused_before_anything_is_recorded() {
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message.contains("PAYMENT_MAX_ORDER_AMOUNT"));
     assert!(s.gateway.calls().is_empty());
-    assert_eq!(s.ledger.order(s.account(), "M-11").unwrap(), None);
+    assert_eq!(s.ledger.order(s.account(), "M-11").await.unwrap(), None);
 }
 
 /// Item 9 (issue 12): a create whose reply was lost, seen `paid` by a query, then repeated: the

@@ -57,6 +57,13 @@ fn the_layers_import_downwards_only() {
         include_str!("../../ledger/records.rs"),
         include_str!("../../ledger/list.rs"),
         include_str!("../../ledger/files.rs"),
+        include_str!("../../ledger/sqlite.rs"),
+        include_str!("../../ledger/migrations.rs"),
+        include_str!("../../ledger/wake.rs"),
+        include_str!("../../ledger/postgres/mod.rs"),
+        include_str!("../../ledger/postgres/ops.rs"),
+        include_str!("../../ledger/postgres/pool.rs"),
+        include_str!("../../ledger/postgres/listen.rs"),
     ];
     for text in ledger {
         assert!(!text.contains("crate::payments") && !text.contains("crate::tools"), "the ledger imports upwards");
@@ -66,6 +73,7 @@ fn the_layers_import_downwards_only() {
         include_str!("../create.rs"),
         include_str!("../refund.rs"),
         include_str!("../wait.rs"),
+        include_str!("../notified.rs"),
     ];
     for text in payments {
         assert!(!text.contains("crate::tools") && !text.contains("rmcp"), "payments imports the MCP layer");

@@ -23,7 +23,7 @@ async fn an_accepted_refund_is_processing_and_recorded() {
     let out = refund(&s, "RF-1", 100).await.unwrap();
     assert_eq!((out.accepted.state, out.replayed), (RefundState::Processing, false));
     assert_eq!(s.gateway.refunds_sent(), 1);
-    let row = s.ledger.begin_refund(s.account(), "RF-1", "P-1", Fen(100), std::time::Duration::ZERO).unwrap();
+    let row = s.ledger.begin_refund(s.account(), "RF-1", "P-1", Fen(100), std::time::Duration::ZERO).await.unwrap();
     let crate::ledger::Begin::Earlier(row) = row else { panic!("recorded as finished: {row:?}") };
     assert_eq!((row.stage, row.refund_no.as_deref()), (RefundStage::Accepted, Some("R-1")));
 }
@@ -57,7 +57,7 @@ async fn a_refund_over_the_cap_is_refused_before_anything_is_sent_or_recorded() 
     assert_eq!(err.kind, ErrorKind::InvalidInput);
     assert!(err.message.contains("PAYMENT_MAX_REFUND_AMOUNT"), "{}", err.message);
     assert_eq!(s.gateway.refunds_sent(), 0);
-    let begin = s.ledger.begin_refund(s.account(), "RF-3", "P-1", Fen(51), std::time::Duration::ZERO).unwrap();
+    let begin = s.ledger.begin_refund(s.account(), "RF-3", "P-1", Fen(51), std::time::Duration::ZERO).await.unwrap();
     assert_eq!(begin, crate::ledger::Begin::New, "nothing was recorded");
 }
 
@@ -138,12 +138,12 @@ async fn a_lost_refund_seen_refunded_then_repeated_is_settled_by_a_query_not_res
 #[tokio::test]
 async fn a_refund_of_a_merchant_order_number_names_the_platform_number() {
     let s = Setup::new(&[]);
-    s.ledger.begin_order(s.account(), "M-19", Fen(500), 1_767_225_600, std::time::Duration::ZERO).unwrap();
+    s.ledger.begin_order(s.account(), "M-19", Fen(500), 1_767_225_600, std::time::Duration::ZERO).await.unwrap();
     let created = crate::ledger::OrderUpdate {
         platform_order_no: Some("P-19"),
         ..crate::ledger::OrderUpdate::stage(crate::ledger::OrderStage::Created)
     };
-    s.ledger.finish_order(s.account(), "M-19", created).unwrap();
+    s.ledger.finish_order(s.account(), "M-19", created).await.unwrap();
     let not_found =
         PaymentError::new(ErrorKind::NotFound, "The gateway has no such record (status 3040). Check the order number.")
             .with_code("3040");
