@@ -34,6 +34,7 @@ mod flows;
 mod http;
 mod http_auth;
 mod http_oauth;
+mod http_postgres;
 mod ledger;
 mod postgres;
 mod protocol;

@@ -18,7 +18,7 @@ const PRE_ORDER: &str = "/index/Payment/pre_order";
 const REFUND_ORDER: &str = "/payapi/pay/refund_order";
 
 /// A URL for a fresh schema on the test server, or `None` after a loud skip message.
-async fn pg_url(test: &str) -> Option<String> {
+pub async fn pg_url(test: &str) -> Option<String> {
     let Ok(admin) = std::env::var("PAYMENT_TEST_POSTGRES") else {
         let required = std::env::var("PAYMENT_TEST_POSTGRES_REQUIRED").is_ok_and(|v| v == "1");
         assert!(!required, "{test}: PAYMENT_TEST_POSTGRES_REQUIRED=1 but PAYMENT_TEST_POSTGRES is not set");
