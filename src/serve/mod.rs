@@ -147,7 +147,12 @@ async fn serve(cli_addr: Option<String>) -> Result<(), ServeError> {
     };
     let state = Arc::new(AppState { payments: payments.clone(), auth, draining: AtomicBool::new(false), resource });
     let cancel = CancellationToken::new();
-    let app = router(state.clone(), PaymentServer::new(payments), &settings, cancel.clone());
+    let app = router(
+        state.clone(),
+        PaymentServer::new(payments).with_confirmation_pages(local.ip().is_loopback()),
+        &settings,
+        cancel.clone(),
+    );
 
     // Tests and scripts read the bound address (port 0 picks a free one) from this line.
     eprintln!("payment-mcp: listening on http://{local}/mcp ({mode})"); // stdout-ok: this is stderr

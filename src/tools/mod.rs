@@ -462,6 +462,15 @@ impl PaymentServer {
         PaymentServer { payments, confirmations, tool_router: Arc::new(tool_router), scope }
     }
 
+    /// Whether a refund may be confirmed on the server's loopback page (URL elicitation). On by
+    /// default: stdio servers and `serve` on a loopback address run beside the human's browser.
+    /// `serve` off loopback turns it off, since a `127.0.0.1` link would point at the human's own
+    /// machine; those clients fall through to the card's button or the refusal.
+    pub fn with_confirmation_pages(mut self, on: bool) -> Self {
+        self.confirmations = Arc::new(confirm::Confirmations::new(self.confirmations.ttl(), on));
+        self
+    }
+
     fn origin(&self) -> Origin {
         Origin { provider: self.payments.kind() }
     }

@@ -210,3 +210,49 @@ async fn the_pay_cards_refund_button_needs_the_refund_grant() {
     let err = as_seller.call_tool(params).await.expect_err("refused before the tool");
     assert!(err.to_string().contains("not available to this caller"), "{err}");
 }
+
+/// A refund that needs confirmation, asked by a client that offers URL elicitation only: `serve` on
+/// loopback sends the one-time confirmation page; off loopback it does not (the `127.0.0.1` link
+/// would point at the human's own machine), and the client gets the refusal that says how to
+/// confirm instead. Either way nothing is refunded without the human.
+#[tokio::test]
+async fn the_confirmation_page_is_offered_only_on_loopback() {
+    use crate::support::{TestClient, UrlAction};
+    for (addr, offered) in [("127.0.0.1:0", true), ("0.0.0.0:0", false)] {
+        let file = temp_tokens_file();
+        let token = add_token(&file, "seller", "payments:all");
+        let start = Start { addr: addr.into(), ..Start::default() }
+            .with_gateway()
+            .await
+            .env("PAYMENT_TOKENS_FILE", file.to_str().unwrap())
+            .env("PAYMENT_HTTP_ALLOWED_HOSTS", "0.0.0.0,127.0.0.1")
+            .env("PAYMENT_CONFIRM_REFUNDS", "true");
+        let server = HttpServer::start(start).await;
+        let client = TestClient { url: Some(UrlAction::Confirm), ..TestClient::default() };
+        let pages = client.pages.clone();
+        let c = server.connect_as(client, Some(&token), false).await.expect("connects");
+        let call = |tool: &'static str, args: serde_json::Value| {
+            let c = &c;
+            async move {
+                let params =
+                    rmcp::model::CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
+                c.call_tool(params).await.unwrap()
+            }
+        };
+        let created =
+            assert_ok(&call("create_payment_order", json!({"merchant_order_no": "CONF-1", "amount": "2.00"})).await);
+        server.gw().simulate_payment("CONF-1", true).unwrap();
+        let refund = json!({"order_no": created["order_no"], "refund_amount": "1.00", "mch_refund_no": "CONF-1-R", "reason": "test"});
+        let r = call("refund_payment_order", refund).await;
+        let refunds = server.gw().requests().iter().filter(|r| r.path.contains("refund")).count();
+        if offered {
+            assert_eq!(assert_ok(&r)["state"], "processing", "{addr}");
+            assert_eq!(pages.lock().unwrap().len(), 1, "{addr}: the page was offered and confirmed");
+            assert_eq!(refunds, 1);
+        } else {
+            let e = assert_err(&r, "refused");
+            assert!(pages.lock().unwrap().is_empty(), "{addr}: no page offered");
+            assert_eq!(refunds, 0, "{addr}: nothing refunded: {e}");
+        }
+    }
+}

@@ -155,6 +155,11 @@ impl Confirmations {
         }
     }
 
+    /// How long a confirmation waits for the human.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Gets the human's confirmation for `req`, by whichever mechanism the client offers.
     #[allow(clippy::too_many_arguments, reason = "the refund, how it was named, and the call's whole context")]
     pub async fn refund(
