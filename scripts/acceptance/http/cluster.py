@@ -79,8 +79,9 @@ class Postgres:
         return pg
 
     def create_database(self) -> None:
-        self.database = f"payment_mcp_http_acc_{os.getpid()}_{secrets.token_hex(4)}"
-        self._sql(f"CREATE DATABASE {self.database}")
+        name = f"payment_mcp_http_acc_{os.getpid()}_{secrets.token_hex(4)}"
+        self._sql(f"CREATE DATABASE {name}")
+        self.database = name
         parts = urllib.parse.urlsplit(self.admin_url)
         self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + self.database, parts.query, ""))
 

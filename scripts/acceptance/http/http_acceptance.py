@@ -307,13 +307,16 @@ class Suite:
             wrong = "pmcp_" + "0" * 43
             for what, token in (("a wrong pmcp_ token", wrong), ("a token with one character changed", self.full[:-1] + ("A" if self.full[-1] != "A" else "B"))):
                 r = await raw_post(inst.url, INITIALIZE, {"Authorization": f"Bearer {token}"})
-                self.c("A", f"{inst.label}: {what}: 401", r.status_code == 401, f"{r.status_code} {r.text[:200]!r}")
+                self.c("A", f"{inst.label}: {what}: 401 with a Bearer WWW-Authenticate",
+                       r.status_code == 401 and r.headers.get("www-authenticate", "").startswith("Bearer"),
+                       f"{r.status_code} {dict(r.headers)} {r.text[:200]!r}")
             r = await raw_post(inst.url, INITIALIZE, {"Authorization": f"Bearer {self.full}", "Origin": "https://evil.example"})
             self.c("A", f"{inst.label}: a valid token from a foreign Origin: 403", r.status_code == 403,
                    f"{r.status_code} {r.text[:200]!r}")
             r = await raw_post(inst.url, INITIALIZE, {"Authorization": f"Bearer {self.full}"})
             self.c("A", f"{inst.label}: the same request with the token and no Origin: 200", r.status_code == 200,
                    f"{r.status_code} {r.text[:200]!r}")
+        await self.sessions()
         # A money-moving tool outside the narrow token's scope, called anyway, on both instances.
         for k, inst in enumerate((self.a, self.b)):
             no = f"SCOPE-{inst.label}-{self.run}"
@@ -344,6 +347,30 @@ class Suite:
                             {"order_no": trade_no, "refund_amount": "1.00", "mch_refund_no": number}, token=self.narrow)
         self.c("A", "narrow token refunds exactly its cap, 1.00: accepted", r.ok and r.s.get("refund_amount") == "1.00",
                r.brief())
+
+    async def sessions(self) -> None:
+        """A 2025 session (Mcp-Session-Id) opened on A with the full token: a call on it carrying the
+        narrow token runs under the narrow scope (README: credentials are checked on every request);
+        the session id means nothing to B (sessions are per instance: sticky sessions, README)."""
+        full = {"Authorization": f"Bearer {self.full}"}
+        r = await raw_post(self.a.url, INITIALIZE, full)
+        sid = r.headers.get("mcp-session-id", "")
+        self.c("A", "A: a 2025 initialize with the full token opens a session (Mcp-Session-Id)", r.status_code == 200 and sid,
+               f"{r.status_code} {dict(r.headers)}")
+        h = {**full, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+        await raw_post(self.a.url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, h)
+        no = f"SESSION-{self.run}"
+        create = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                  "params": {"name": "create_payment_order", "arguments": {"merchant_order_no": no, "amount": "1.00"}}}
+        mark = self.gw.mark()
+        r = await raw_post(self.a.url, create, {**h, "Authorization": f"Bearer {self.narrow}"})
+        msg = _jsonrpc(r.text)
+        self.c("A", "A: that session continued with the narrow token: create_payment_order is a JSON-RPC error, nothing sent",
+               r.status_code in (200, 403) and (r.status_code == 403 or "error" in msg) and not self.gw.since(mark),
+               f"{r.status_code} {r.text[:300]!r}")
+        r = await raw_post(self.b.url, create, h)
+        self.c("A", "B: A's session id with the full token: 404 (sessions live on the instance that made them), nothing sent",
+               r.status_code == 404 and not self.gw.since(mark), f"{r.status_code} {r.text[:300]!r}")
 
     # ------------------------------------------------------------------ M: metrics, K: logs, S: schemas
 
@@ -394,6 +421,19 @@ class Suite:
         await self.metrics()
         self.logs()
         self.schemas()
+        print(f"\n{len(self.results)} tool calls, each in its own MCP session over HTTP, to 2 instances on one PostgreSQL")
+
+
+def _jsonrpc(text: str) -> dict:
+    """The JSON-RPC message of a JSON or SSE (`data: {...}`) reply."""
+    for chunk in [text] + [ln[5:].strip() for ln in text.splitlines() if ln.startswith("data:")]:
+        try:
+            msg = json.loads(chunk)
+        except ValueError:
+            continue
+        if isinstance(msg, dict) and msg.get("jsonrpc") == "2.0":
+            return msg
+    return {}
 
 
 def _metric(text: str, name: str, labels: dict[str, str]) -> float | None:
@@ -449,7 +489,8 @@ def main() -> int:
         anyio.run(main_async, args, check)
     except Unavailable as e:
         print(f"\n!!! SKIPPED: the HTTP acceptance suite needs PostgreSQL: {e}\n"
-              "!!! install it (apt-get install postgresql) or set PAYMENT_TEST_POSTGRES=postgres://... !!!\n",
+              "!!! set PAYMENT_TEST_POSTGRES to a reachable server (eval \"$(scripts/pg-test-server.sh start)\"),\n"
+              "!!! or install PostgreSQL (apt-get install postgresql) and leave it unset !!!\n",
               file=sys.stderr)
         return 0 if args.allow_skip else 3
     return check.report()
