@@ -5,6 +5,7 @@
 //! - [`config`]: environment variables → validated [`config::Config`]; secrets in redacting types.
 //! - [`error`]: [`error::PaymentError`], the one error a tool call can end in, and its kinds.
 //! - [`redact`]: every configured secret scrubbed from results, log lines and CLI output.
+//! - [`html`]: HTML escaping for the pages the server renders (sandbox pay page, confirmation).
 //! - [`time`]: China time (UTC+8): now, RFC 3339, the gateways' local timestamps.
 //! - [`scope`]: what a caller may do (tools, read-only, order and refund caps): the server's
 //!   guardrails and, over HTTP, each token's, narrowed per request.
@@ -38,6 +39,7 @@ pub mod card;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod html;
 pub mod ledger;
 pub mod metrics;
 pub mod money;

@@ -6,11 +6,9 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use payment_mcp::cli::{self, Cli, Command};
-use payment_mcp::config::Config;
 use payment_mcp::payments::Payments;
 use payment_mcp::tools::PaymentServer;
 use rmcp::ServiceExt;
@@ -110,16 +108,7 @@ async fn serve() -> bool {
     if std::io::stdin().is_terminal() {
         eprintln!("{}", payment_mcp::stdio::terminal_notice()); // stdout-ok: this is stderr
     }
-    let config = Config::from_env();
-    for problem in &config.problems {
-        tracing::warn!(variable = problem.variable, "configuration problem: {}", problem.message);
-    }
-    let payments = Arc::new(Payments::new(config));
-    if payments.is_sandbox() {
-        tracing::warn!(
-            "SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)"
-        );
-    }
+    let payments = Payments::from_env();
     // Payment notifications on PAYMENT_NOTIFY_ADDR, next to the stdio session (README, "Payment
     // notifications"): a failure to bind is logged and the tools still work, polling as before.
     let notify = tokio_util::sync::CancellationToken::new();

@@ -135,6 +135,22 @@ impl AfterError {
 }
 
 impl Payments {
+    /// The service a server process runs (stdio or `serve --http`): the configuration from the
+    /// environment, each problem in it and the sandbox (when no credentials are set) logged once.
+    pub fn from_env() -> Arc<Payments> {
+        let config = Config::from_env();
+        for problem in &config.problems {
+            tracing::warn!(variable = problem.variable, "configuration problem: {}", problem.message);
+        }
+        let payments = Arc::new(Payments::new(config));
+        if payments.is_sandbox() {
+            tracing::warn!(
+                "SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)"
+            );
+        }
+        payments
+    }
+
     /// The service for `config`, building its gateway client and ledger on first use.
     pub fn new(config: Config) -> Payments {
         let account = match &config.provider {

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use super::state::Order;
+use crate::html::escape;
 use crate::sign::signatures_match;
 
 /// A fresh pay-form token: 32 hex digits from the OS's randomness, or empty (a form that never
@@ -106,22 +107,6 @@ fn not_found(orderid: &str) -> Response {
             &format!("This sandbox has no order {orderid}. Sandbox orders live only as long as the sandbox runs."),
         ),
     )
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "\

@@ -54,7 +54,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::payments::Payments;
 use crate::tools::PaymentServer;
 pub use settings::HttpSettings;
@@ -118,16 +117,7 @@ async fn serve(cli_addr: Option<String>) -> Result<(), ServeError> {
     settings.check_exposure(tokens_path.is_some()).map_err(ServeError::Config)?;
     let tokens = tokens_path.as_deref().map(tokens::TokenStore::open).transpose().map_err(ServeError::Config)?;
 
-    let config = Config::from_env();
-    for problem in &config.problems {
-        tracing::warn!(variable = problem.variable, "configuration problem: {}", problem.message);
-    }
-    let payments = Arc::new(Payments::new(config));
-    if payments.is_sandbox() {
-        tracing::warn!(
-            "SANDBOX: no credentials configured; payments go to an embedded simulated gateway (no real money)"
-        );
-    }
+    let payments = Payments::from_env();
 
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await

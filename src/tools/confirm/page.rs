@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::html::escape;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -203,22 +204,6 @@ impl Pages {
             headers.get(header::ORIGIN).is_none_or(|o| o.to_str().ok() == Some(format!("http://{own}").as_str()));
         host_ok && origin_ok
     }
-}
-
-/// Escapes text for HTML.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,-apple-system,'Segoe UI','PingFang SC',sans-serif;max-width:30em;margin:3em auto;padding:0 1em;color:#18181b;background:#fff}@media(prefers-color-scheme:dark){body{color:#fafafa;background:#18181b}}h1{font-size:1.3em}dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{color:#71717a}dd{margin:0;word-break:break-word}button{font:600 1em system-ui,sans-serif;padding:.6em 1.2em;border-radius:8px;border:1px solid #a1a1aa;margin-right:.5em;cursor:pointer}.yes{background:#18181b;color:#fff}.warn{background:#fef3c7;color:#92400e;padding:.4em .8em;border-radius:6px}";
