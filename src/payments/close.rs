@@ -25,8 +25,8 @@ impl Payments {
     /// Closes an unpaid order so that it can no longer be paid.
     ///
     /// # Errors
-    /// `refused` for a paid order (code `ACQ.TRADE_HAS_SUCCESS`: refund it instead) or a gateway
-    /// that cannot close; configuration, the gateway's answer, or transport faults.
+    /// `refused` for a paid order (code `ACQ.TRADE_HAS_SUCCESS`: refund it instead), for one nobody
+    /// has scanned yet (no trade to close; the gateway's code kept), or a gateway that cannot close; configuration, the gateway's answer, or transport faults.
     pub async fn close(&self, order: OrderRef) -> Result<CloseOutcome, PaymentError> {
         let gateway = self.gateway(true).await?;
         if !gateway.can_close() {
@@ -38,6 +38,10 @@ impl Payments {
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
+        // An order this server created that the gateway has no trade for yet (Alipay makes the
+        // trade at the payer's first scan): the gateway's "no such trade" would read as a wrong
+        // number, while what the agent must hear is that the code can still be paid.
+        let awaiting_payer = current.as_ref().is_some_and(|s| s.pending_reason.is_some());
         if let Some(status) = current {
             match status.state {
                 PaymentState::Paid => {
@@ -51,7 +55,17 @@ impl Payments {
                 PaymentState::Pending | PaymentState::Unknown => {}
             }
         }
-        let closed = gateway.close_order(&order).await?;
+        let closed = match gateway.close_order(&order).await {
+            Err(e) if e.kind == ErrorKind::NotFound && awaiting_payer => {
+                let mut refusal = PaymentError::new(
+                    ErrorKind::Refused,
+                    "Nobody has scanned the QR code or opened the pay page yet, so the gateway has no trade to close (Alipay makes it at the first scan). The code stays payable until it expires. Nothing changed; query the order later, and close it once it shows a trade.",
+                );
+                refusal.code = e.code;
+                return Err(refusal);
+            }
+            answer => answer?,
+        };
         let merchant_no = closed.merchant_order_no.clone().or(match &order {
             OrderRef::Merchant { merchant_order_no, .. } => Some(merchant_order_no.clone()),
             OrderRef::Platform(_) => None,

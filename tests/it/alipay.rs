@@ -335,6 +335,23 @@ async fn close_payment_order_closes_unpaid_orders_and_refuses_paid_ones() {
     assert_err(&r, "invalid_input");
 }
 
+/// Alipay creates a precreated trade only when the payer scans the code, so closing an order nobody
+/// has scanned yet answers `ACQ.TRADE_NOT_EXIST`. For an order this server created that is not
+/// "no such order" (which reads as a wrong number) but a refusal saying the code stays payable.
+#[tokio::test]
+async fn closing_an_order_nobody_scanned_says_the_code_stays_payable() {
+    let lazy = payment_mcp::sandbox::SandboxConfig { lazy_platform_orders: true, ..gateway_config() };
+    let h = Harness::start_with(alipay_options_with(lazy).await).await;
+    h.create("AP-C-NS", "1.00").await;
+    let r = h.call("close_payment_order", json!({"merchant_order_no": "AP-C-NS"})).await;
+    let e = assert_err(&r, "refused");
+    assert_eq!(e["code"], "ACQ.TRADE_NOT_EXIST");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("scanned") && message.contains("stays payable"), "{message}");
+    let unknown = h.call("close_payment_order", json!({"merchant_order_no": "AP-NEVER-MADE"})).await;
+    assert_err(&unknown, "not_found");
+}
+
 #[tokio::test]
 async fn close_payment_order_is_listed_only_where_orders_can_be_closed() {
     let lfwin = Harness::start().await;

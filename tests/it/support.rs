@@ -393,9 +393,13 @@ pub fn assert_no_secrets(h: &Harness, results: &[&CallToolResult]) {
 /// Options for a server on the Alipay provider, pointed at a sandbox gateway on its Alipay wire
 /// (started here, reachable as `Harness::gw`) with the sandbox's TEST-ONLY keys.
 pub async fn alipay_options() -> Options {
+    alipay_options_with(gateway_config()).await
+}
+
+/// [`alipay_options`] with an Alipay-wire sandbox made from `config` (its `wire` is set here).
+pub async fn alipay_options_with(config: SandboxConfig) -> Options {
     use payment_mcp::sandbox::{ALIPAY_APP_ID, Wire, alipay_public_key, app_private_key};
-    let gw =
-        SandboxGateway::start(SandboxConfig { wire: Wire::Alipay, ..gateway_config() }).await.expect("gateway starts");
+    let gw = SandboxGateway::start(SandboxConfig { wire: Wire::Alipay, ..config }).await.expect("gateway starts");
     let url = gw.gateway_url();
     Options { shared_gateway: Some(gw), lfwin: false, ..Options::default() }
         .env("AP_APP_ID", ALIPAY_APP_ID)
