@@ -162,7 +162,7 @@ class Server:
 
 class Checks:
     """The ledger of checks: each has an id (its section), a name, a verdict and, when it failed,
-    the evidence."""
+    the evidence. The HTTP suite (../http) uses it too, with its own notes before the totals."""
 
     def __init__(self, verbose: bool = False) -> None:
         self.passed = 0
@@ -178,12 +178,16 @@ class Checks:
         if ok:
             self.passed += 1
             if self.verbose:
-                print(f"  ok   {cid} {name}")
+                print(f"  ok   {cid} {name}", flush=True)
         else:
             text = detail if isinstance(detail, str) else json.dumps(_clip(detail), ensure_ascii=False, default=str)
             self.failed.append((cid, name, text[:4000]))
-            print(f"  FAIL {cid} {name}\n       {text[:1500]}")
+            print(f"  FAIL {cid} {name}\n       {text[:1500]}", flush=True)
         return ok
+
+    def notes(self) -> list[str]:
+        """Lines printed before the totals."""
+        return [f"{Server.calls} tool calls to {Server.started} payment-mcp processes"]
 
     def report(self) -> int:
         print()
@@ -192,6 +196,8 @@ class Checks:
             print(f"\n{len(self.failed)} finding(s):")
             for cid, name, detail in self.failed:
                 print(f"- [{cid}] {name}\n    {detail}")
-        print(f"\n{Server.calls} tool calls to {Server.started} payment-mcp processes")
+        print()
+        for line in self.notes():
+            print(line)
         print(f"{self.passed} passed, {len(self.failed)} failed ({time.monotonic() - self.started:.1f} s)")
         return 0 if not self.failed else 1

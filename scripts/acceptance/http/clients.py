@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "alipay"))
+import harness  # noqa: E402  (../alipay: the check ledger)
 from harness import Result, _Session  # noqa: E402  (../alipay: one tools/call answer; SDK session)
 
 CALL_TIMEOUT_S = 45
@@ -119,39 +119,9 @@ INITIALIZE = {
 }
 
 
-class Checks:
-    """Each check has a section id, a name, a verdict and, when it failed, the evidence."""
+class Checks(harness.Checks):
+    """The Alipay suite's check ledger (../alipay/harness.py), with this suite's notes."""
 
-    def __init__(self, verbose: bool = False) -> None:
-        self.passed = 0
-        self.failed: list[tuple[str, str, str]] = []
-        self.verbose = verbose
-        self.started = time.monotonic()
-        self.sections: dict[str, list[int]] = {}
-
-    def __call__(self, cid: str, name: str, ok: Any, detail: Any = None) -> bool:
-        ok = bool(ok)
-        counts = self.sections.setdefault(cid, [0, 0])
-        counts[0 if ok else 1] += 1
-        if ok:
-            self.passed += 1
-            if self.verbose:
-                print(f"  ok   {cid} {name}", flush=True)
-        else:
-            text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False, default=str)
-            self.failed.append((cid, name, text[:4000]))
-            print(f"  FAIL {cid} {name}\n       {text[:2000]}", flush=True)
-        return ok
-
-    def report(self) -> int:
-        print()
-        print("per section (passed/failed): "
-              + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(self.sections.items())))
-        if self.failed:
-            print(f"\n{len(self.failed)} finding(s):")
-            for cid, name, detail in self.failed:
-                print(f"- [{cid}] {name}\n    {detail}")
-        for message, n in TERMINATION_NOTES.seen.items():
-            print(f"note: the SDK logged \"{message}\" for {n} session DELETE(s) (not a check; see README)")
-        print(f"{self.passed} passed, {len(self.failed)} failed ({time.monotonic() - self.started:.1f} s)")
-        return 0 if not self.failed else 1
+    def notes(self) -> list[str]:
+        return [f"note: the SDK logged \"{message}\" for {n} session DELETE(s) (not a check; see README)"
+                for message, n in TERMINATION_NOTES.seen.items()]
